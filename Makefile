@@ -1,0 +1,35 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+STORE  ?= runs/quickstart
+
+.PHONY: demo test install bench cluster-local cluster-local-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ddray run specs/quickstart.yaml --store $(STORE)
+	$(BIN)/ddray report $(STORE) --out $(STORE)/report
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -x -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+cluster-local: $(STAMP)
+	$(BIN)/ddray cluster local up
+
+cluster-local-down: $(STAMP)
+	$(BIN)/ddray cluster local down
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,51 @@
+"""The Arrow schema of one stored trial row (a contract: reports and users read these columns).
+
+One row per finished trial, in `rows/<stage>/<key>.parquet`. Accuracies are fractions in [0, 1].
+Null means "does not apply" (e.g. `ipc` of a full-data trial), never "zero".
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+STAGES = ("full", "synth", "eval")
+
+ROW_SCHEMA = pa.schema(
+    [
+        # identity
+        pa.field("key", pa.string(), nullable=False),      # hash of the resolved config
+        pa.field("stage", pa.string(), nullable=False),    # full | synth | eval
+        pa.field("track", pa.string(), nullable=False),    # fixed | tuned
+        pa.field("cell", pa.string()),                      # comparison cell: syn and rdm rows of the same cell are compared
+        # resolved config
+        pa.field("method", pa.string()),                    # null for rdm/full rows (shared by all methods)
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("ipc", pa.int64()),
+        pa.field("arch", pa.string()),
+        pa.field("arm", pa.string()),                       # syn | rdm | full (null for synth rows)
+        pa.field("labels", pa.string()),                    # hard | soft | hybrid
+        pa.field("aug", pa.bool_()),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("protocol", pa.string()),                  # preset name
+        pa.field("protocol_json", pa.string()),             # resolved knobs (canonical JSON)
+        pa.field("teacher", pa.string()),                   # teacher key(s), comma-joined, or null
+        pa.field("config_json", pa.string(), nullable=False),
+        # results
+        pa.field("status", pa.string(), nullable=False),   # ok | diverged
+        pa.field("top1", pa.float64()),
+        pa.field("top5", pa.float64()),
+        pa.field("loss", pa.float64()),
+        pa.field("epochs_run", pa.int64()),
+        pa.field("wall_s", pa.float64()),
+        pa.field("device", pa.string()),
+        pa.field("synth_s", pa.float64()),                  # time-to-synthesize of the distilled set (syn and synth rows)
+        pa.field("synth_device", pa.string()),
+        # provenance
+        pa.field("ddray_version", pa.string()),
+        pa.field("torch_version", pa.string()),
+        pa.field("hostname", pa.string()),
+        pa.field("finished_at", pa.timestamp("s", tz="UTC")),
+    ]
+)
+
+COLUMNS = tuple(ROW_SCHEMA.names)
