@@ -1,0 +1,32 @@
+"""Dataset registry: real loaders -> `RealData` tensors, plus a cheap `DatasetMeta`.
+
+Each file format is one module that registers itself with `@register_dataset(name)`; importing
+this package registers the built-in ones.
+"""
+
+from __future__ import annotations
+
+from . import digits  # noqa: F401  (registers loaders)
+from .registry import (
+    DatasetLoader,
+    clear_cache,
+    dataset_meta,
+    dataset_names,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+)
+from .types import DatasetEntry, DatasetMeta, RealData
+
+__all__ = [
+    "DatasetEntry",
+    "DatasetLoader",
+    "DatasetMeta",
+    "RealData",
+    "clear_cache",
+    "dataset_meta",
+    "dataset_names",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+]

@@ -1,0 +1,47 @@
+"""uint8 pixels -> normalized float32 tensors, shared by every loader.
+
+Loaders decode into one uint8 N×C×H×W array and call `normalize_uint8` once: a single vectorized
+pass, in place, so a 50k-image set never holds more than one float copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+_CHUNK = 4096  # images per float64 chunk when computing statistics (bounds peak memory)
+
+
+def channel_stats(x: Tensor | np.ndarray, scale: float = 255.0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std of N×C×H×W pixels divided by `scale`, in float64 chunks."""
+    t = torch.as_tensor(x)
+    c = t.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    total_sq = torch.zeros(c, dtype=torch.float64)
+    for start in range(0, t.shape[0], _CHUNK):
+        chunk = t[start : start + _CHUNK].to(torch.float64) / scale
+        total += chunk.sum(dim=(0, 2, 3))
+        total_sq += chunk.square().sum(dim=(0, 2, 3))
+    count = t.shape[0] * t.shape[2] * t.shape[3]
+    mean = total / max(count, 1)
+    var = (total_sq / max(count, 1) - mean.square()).clamp_min(0.0)
+    std = var.sqrt().clamp_min(1e-8)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def normalize(x: Tensor | np.ndarray, mean: Sequence[float], std: Sequence[float], scale: float = 255.0) -> Tensor:
+    """(x / scale - mean) / std per channel as a contiguous float32 tensor."""
+    t = torch.as_tensor(x)
+    out = t.to(torch.float32) if t.dtype != torch.float32 else t.clone()
+    c = out.shape[1]
+    out.div_(scale)
+    out.sub_(torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1))
+    out.div_(torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1))
+    return out.contiguous()
+
+
+def labels_tensor(y: np.ndarray | Sequence[int] | Tensor) -> Tensor:
+    return torch.as_tensor(np.asarray(y), dtype=torch.int64).clone()
