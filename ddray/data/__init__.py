@@ -6,7 +6,7 @@ this package registers the built-in ones.
 
 from __future__ import annotations
 
-from . import digits  # noqa: F401  (registers loaders)
+from . import cifar, digits, idx, imagefolder, tensors  # noqa: F401  (register the loaders)
 from .registry import (
     DatasetLoader,
     clear_cache,

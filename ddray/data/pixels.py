@@ -15,9 +15,16 @@ from torch import Tensor
 _CHUNK = 4096  # images per float64 chunk when computing statistics (bounds peak memory)
 
 
+def _tensor(x: Tensor | np.ndarray) -> Tensor:
+    """A tensor view of `x`; read-only numpy buffers (np.frombuffer) are copied, not aliased."""
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        x = x.copy()
+    return torch.as_tensor(x)
+
+
 def channel_stats(x: Tensor | np.ndarray, scale: float = 255.0) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean/std of N×C×H×W pixels divided by `scale`, in float64 chunks."""
-    t = torch.as_tensor(x)
+    t = _tensor(x)
     c = t.shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     total_sq = torch.zeros(c, dtype=torch.float64)
@@ -34,7 +41,7 @@ def channel_stats(x: Tensor | np.ndarray, scale: float = 255.0) -> tuple[tuple[f
 
 def normalize(x: Tensor | np.ndarray, mean: Sequence[float], std: Sequence[float], scale: float = 255.0) -> Tensor:
     """(x / scale - mean) / std per channel as a contiguous float32 tensor."""
-    t = torch.as_tensor(x)
+    t = _tensor(x)
     out = t.to(torch.float32) if t.dtype != torch.float32 else t.clone()
     c = out.shape[1]
     out.div_(scale)
@@ -44,4 +51,4 @@ def normalize(x: Tensor | np.ndarray, mean: Sequence[float], std: Sequence[float
 
 
 def labels_tensor(y: np.ndarray | Sequence[int] | Tensor) -> Tensor:
-    return torch.as_tensor(np.asarray(y), dtype=torch.int64).clone()
+    return torch.from_numpy(np.array(y, dtype=np.int64))  # np.array copies: writable, owned

@@ -75,12 +75,10 @@ class ConvNet(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, image_size: int, cfg: ConvNetConfig,
                  arch: str = "convnet"):
         super().__init__()
+        problem = depth_problem(arch, cfg.depth, image_size)
+        if problem:
+            raise InputError(problem)
         size = feature_size(cfg.depth, image_size)
-        if size < 1:
-            raise InputError(
-                f"arch '{arch}': depth {cfg.depth} pools a {image_size}×{image_size} image below 1×1; "
-                f"use a depth of at most {max_depth(image_size)}"
-            )
         layers: list[nn.Module] = []
         channels = in_channels
         for d in range(cfg.depth):
@@ -109,3 +107,11 @@ def max_depth(image_size: int) -> int:
     while feature_size(depth + 1, image_size) >= 1:
         depth += 1
     return depth
+
+
+def depth_problem(arch: str, depth: int, image_size: int) -> str | None:
+    """The error for a ConvNet whose pooling would shrink the image below 1×1, or None."""
+    if depth <= max_depth(image_size):
+        return None
+    return (f"arch '{arch}': depth {depth} pools a {image_size}×{image_size} image below 1×1; "
+            f"use a depth of at most {max_depth(image_size)}")

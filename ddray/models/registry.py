@@ -13,7 +13,9 @@ from torch import nn
 
 from ddray.errors import InputError, unknown
 
-from .convnet import ConvNet, max_depth, parse_convnet
+from .convnet import ConvNet, depth_problem, parse_convnet
+from .resnet import resnet18, resnet50
+from .timm_models import build_timm, check_timm
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Family:
     matches: Callable[[str], bool]
     build: Callable[[str, int, int, int], nn.Module]
     check: Callable[[str], str | None] = lambda arch: None  # extra validation; message or None
+    fits: Callable[[str, int], str | None] = lambda arch, image_size: None  # image-size limits
 
 
 _FAMILIES: list[Family] = []
@@ -40,9 +43,15 @@ def _build_convnet(arch: str, in_channels: int, num_classes: int, image_size: in
     return ConvNet(in_channels, num_classes, image_size, cfg, arch=arch)
 
 
+def _convnet_fits(arch: str, image_size: int) -> str | None:
+    cfg = parse_convnet(arch)
+    assert cfg is not None
+    return depth_problem(arch, cfg.depth, image_size)
+
+
 register_family(
     Family("convnet", lambda a: a.lower().split("-")[0] == "convnet" and parse_convnet(a) is not None,
-           _build_convnet),
+           _build_convnet, fits=_convnet_fits),
     [
         ("convnet", "DC ConvNet-D3: 3×[conv3×3 w128, instance norm, ReLU, avgpool2], linear"),
         *[(f"convnet-d{d}", f"DC ConvNet, depth {d}, width 128, instance norm") for d in range(1, 6)],
@@ -54,6 +63,19 @@ register_family(
     ],
 )
 
+register_family(
+    Family("resnet18", lambda a: a.lower() == "resnet18", lambda a, c, k, s: resnet18(c, k)),
+    [("resnet18", "CIFAR-style ResNet-18: 3×3 stride-1 stem, no max-pool, batch norm")],
+)
+register_family(
+    Family("resnet50", lambda a: a.lower() == "resnet50", lambda a, c, k, s: resnet50(c, k)),
+    [("resnet50", "CIFAR-style ResNet-50 (bottleneck blocks), 3×3 stem, no max-pool")],
+)
+register_family(
+    Family("timm", lambda a: a.lower().startswith("timm:"), build_timm, check_timm),
+    [("timm:<name>", "any timm model, randomly initialized (never pretrained)")],
+)
+
 
 def _family(arch: str) -> Family | None:
     for family in _FAMILIES:
@@ -62,19 +84,22 @@ def _family(arch: str) -> Family | None:
     return None
 
 
-def _problem(arch: str) -> str | None:
-    """Why `arch` is not a buildable name, or None."""
+def _problem(arch: str, image_size: int | None) -> str | None:
+    """Why `arch` is not a buildable name (for this image size), or None."""
     if not isinstance(arch, str) or not arch:
         return "arch must be a non-empty string"
     family = _family(arch)
     if family is None:
-        return unknown("arch", arch, [name for name, _ in _LISTED] + ["timm:<name>"])
-    return family.check(arch)
+        return unknown("arch", arch, [name for name, _ in _LISTED])
+    return family.check(arch) or (family.fits(arch, image_size) if image_size is not None else None)
 
 
-def validate_arch(arch: str, field: str | None = None) -> None:
-    """Raise InputError (with a did-you-mean) when `arch` names no model."""
-    problem = _problem(arch)
+def validate_arch(arch: str, field: str | None = None, image_size: int | None = None) -> None:
+    """Raise InputError (with a did-you-mean) when `arch` names no model.
+
+    With `image_size`, also refuse combinations that cannot run (a ConvNet too deep for 8×8).
+    """
+    problem = _problem(arch, image_size)
     if problem:
         raise InputError(problem, path=field)
 
@@ -92,7 +117,7 @@ def build_model(arch: str, in_channels: int, num_classes: int, image_size: int) 
 
     Every model has `embed(x)`: the features before the final linear layer.
     """
-    validate_arch(arch)
+    validate_arch(arch, image_size=image_size)
     family = _family(arch)
     assert family is not None
     return family.build(arch, in_channels, num_classes, image_size)
@@ -101,6 +126,3 @@ def build_model(arch: str, in_channels: int, num_classes: int, image_size: int) 
 def list_models() -> list[tuple[str, str]]:
     return list(_LISTED)
 
-
-def convnet_max_depth(image_size: int) -> int:
-    return max_depth(image_size)
