@@ -1,0 +1,244 @@
+"""The `ddray` command line: parse, call one module, print, exit 0 / 1 (some trials failed) / 2 (bad input)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import ddray
+from ddray.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Ray-distributed evaluation of dataset distillation: DD-Ranking robust scores and the RD³ unified protocol.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def user_errors(fn):
+    """Turn InputError into its `path: message` lines and exit code 2 — never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as e:
+            for line in e.problems:
+                err.print(f"[red]error[/red] {line}", soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"ddray {ddray.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False) -> None:
+    """ddray: one command from an evaluation spec to robust-score rankings."""
+
+
+SpecArg = Annotated[Path, typer.Argument(help="evaluation spec (YAML)", show_default=False)]
+
+
+@app.command()
+@user_errors
+def validate(spec: SpecArg) -> None:
+    """Check a spec: exit 0, or exit 2 with every problem as `path.to.field: message`."""
+    from ddray.spec import load_spec
+
+    s = load_spec(spec)
+    out.print(f"[green]ok[/green] {spec}: '{s.name}' is valid")
+
+
+@app.command()
+def schema() -> None:
+    """Print the spec's JSON Schema (for editors)."""
+    from ddray.spec import Spec
+
+    print(json.dumps(Spec.model_json_schema(by_alias=True), indent=2))
+
+
+def _only_option() -> Any:
+    return typer.Option("--only", help="run a slice: FIELD=V1,V2 with FIELD in method, dataset, ipc, arch, seed (repeatable)")
+
+
+@app.command()
+@user_errors
+def plan(spec: SpecArg,
+         as_json: Annotated[bool, typer.Option("--json", help="print every trial with its key as JSON")] = False,
+         store: Annotated[Optional[str], typer.Option(help="store to compare with (default: the spec's)")] = None,
+         only: Annotated[Optional[list[str]], _only_option()] = None) -> None:
+    """Expand a spec into its trials: counts per stage, resources, and what is already stored."""
+    from ddray.plan import make_plan, parse_only
+    from ddray.spec import load_spec
+    from ddray.store import Store
+
+    s = load_spec(spec)
+    try:
+        p = make_plan(s, parse_only(only or []))
+    except ValueError as e:
+        raise InputError(str(e), path="--only") from None
+    uri = store or s.store
+    stored: set[str] = set()
+    if uri:
+        st = Store(uri)
+        stored = {k for v in st.done_keys().values() for k in v}
+    if as_json:
+        print(json.dumps({"name": s.name, "counts": p.counts(),
+                          "trials": [{**t.to_dict(), "done": t.key in stored} for t in p.trials]}, indent=1))
+        return
+    table = Table(title=f"{s.name}: {len(p.trials)} trials", title_justify="left")
+    for col in ("stage", "trials", "done", "cpu", "gpu"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for stage in ("full", "synth", "eval"):
+        ts = p.stage(stage)
+        if not ts:
+            continue
+        cpus = sorted({t.cpu for t in ts})
+        gpus = sorted({str(t.gpu) for t in ts})
+        table.add_row(stage, str(len(ts)), str(sum(t.key in stored for t in ts)),
+                      ",".join(f"{c:g}" for c in cpus), ",".join(gpus))
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def run(spec: SpecArg,
+        store: Annotated[Optional[str], typer.Option(help="store URI (local folder, s3://, gs://); default: the spec's")] = None,
+        address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")] = None,
+        max_failures: Annotated[Optional[int], typer.Option(help="retries of a failed trial in this run")] = None,
+        retry_errored: Annotated[bool, typer.Option("--retry-errored", help="run only the trials that failed before")] = False,
+        only: Annotated[Optional[list[str]], _only_option()] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Ray's output")] = False,
+        progress: Annotated[bool, typer.Option(help="show the progress bar")] = True) -> None:
+    """Run every trial of a spec that is not in the store yet (idempotent; resumes after any failure)."""
+    import os
+
+    from ddray.plan import make_plan, parse_only
+    from ddray.run import run_plan
+    from ddray.run.runner import check_address, check_store_compat
+    from ddray.spec import load_spec, load_spec_text
+    from ddray.store import Store
+
+    text, _ = load_spec_text(spec)
+    s = load_spec(spec)
+    try:
+        p = make_plan(s, parse_only(only or []))
+    except ValueError as e:
+        raise InputError(str(e), path="--only") from None
+    uri = store or s.store
+    if not uri:
+        raise InputError("no store: set `store:` in the spec or pass --store", path="store")
+    address = address or os.environ.get("RAY_ADDRESS")
+    check_address(address)
+    st = Store(uri)
+    st.check_writable()
+    check_store_compat(st, text, make_plan(s))
+    st.save_spec(text)
+    summary = run_plan(s, p, st, address=address, max_failures=max_failures, retry_errored=retry_errored,
+                       verbose=verbose, progress=progress)
+    out.print(f"{s.name}: {summary.planned} planned, {summary.already} already stored, "
+              f"{summary.stored} stored now, {len(summary.failed)} failed, {len(summary.blocked)} waiting on failed dependencies")
+    if summary.exit_code:
+        out.print(f"see why: ddray status {uri}; retry: ddray run {spec} --store {uri} --retry-errored")
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+@user_errors
+def status(store: Annotated[str, typer.Argument(help="store URI")]) -> None:
+    """Done / errored / pending per stage, and the last error of each failed trial."""
+    from ddray.run.status import store_status
+
+    st = store_status(store)
+    table = Table(title=f"{st.name or store}", title_justify="left")
+    for col in ("stage", "done", "errored", "pending"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for stage, c in st.counts.items():
+        table.add_row(stage, str(c["done"]), str(c["errored"]), str(c["pending"]))
+    out.print(table)
+    for e in st.errors:
+        out.print(f"[red]failed[/red] {e['stage']} {e['label']} ({e['key']}, {e['attempts']} attempt(s)): {e['exception']}", soft_wrap=True)
+    if st.errors:
+        out.print(f"retry: ddray run <spec> --store {store} --retry-errored")
+
+
+@app.command()
+@user_errors
+def report(store: Annotated[str, typer.Argument(help="store URI")],
+           format: Annotated[str, typer.Option("--format", help="table | md | csv | json | html")] = "table",
+           out_dir: Annotated[Optional[Path], typer.Option("--out", help="write every format, PNG plots and report.html here")] = None,
+           lam: Annotated[Optional[float], typer.Option("--lambda", help="λ of LRS (default: the spec's, 0.5)")] = None,
+           gamma: Annotated[Optional[float], typer.Option("--gamma", help="γ of ARS (default: the spec's, 0.5)")] = None,
+           compat: Annotated[Optional[str], typer.Option(help="none | ddranking-0.2 (the official package's percent formula)")] = None) -> None:
+    """The unified benchmark table, robust scores (LRS, ARS) and rankings from a store."""
+    from ddray.run.reporting import report_store
+
+    text = report_store(store, fmt=format, out_dir=out_dir, lam=lam, gamma=gamma, compat=compat)
+    if text:
+        print(text)
+
+
+@app.command()
+def models() -> None:
+    """List registered student/teacher architectures."""
+    from ddray.models import list_models
+
+    for name, desc in list_models():
+        out.print(f"[bold]{name}[/bold]  {desc}")
+
+
+@app.command()
+def datasets() -> None:
+    """List dataset loaders, their default roots and expected files."""
+    from ddray.data import list_datasets
+
+    for d in list_datasets():
+        out.print(f"[bold]{d.name}[/bold]  {d.description}  (root: {d.default_root or 'required'})")
+
+
+@app.command()
+def methods() -> None:
+    """List built-in distillation methods."""
+    from ddray.methods import list_methods
+
+    for m in list_methods():
+        out.print(f"[bold]{m.name}[/bold]{'  (needs a teacher)' if m.needs_teacher else ''}  {m.description}")
+
+
+@app.command()
+@user_errors
+def submit(spec: SpecArg,
+           address: Annotated[str, typer.Option(help="Ray dashboard address, e.g. http://HEAD:8265")],
+           store: Annotated[Optional[str], typer.Option(help="store URI (default: the spec's)")] = None,
+           wait: Annotated[bool, typer.Option(help="wait for the job to finish")] = False) -> None:
+    """Send the run to a remote cluster as a Ray Job (the spec travels in the job's working dir)."""
+    from ddray.cluster.submit import submit as submit_job
+    from ddray.spec import load_spec
+
+    load_spec(spec, check=False)
+    job_id = submit_job(str(spec), address, store=store, wait=wait)
+    out.print(f"submitted {job_id}; follow with: ray job logs --address {address} --follow {job_id}")
+
+
+def _mount_cluster() -> None:
+    try:
+        from ddray.cluster.cli import cluster_app
+    except ImportError:
+        return
+    app.add_typer(cluster_app, name="cluster", help="Cluster files and the local autoscaling cluster.")
+
+
+_mount_cluster()
+
+if __name__ == "__main__":
+    app()

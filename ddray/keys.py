@@ -1,0 +1,32 @@
+"""Content keys: the identity of a trial is the hash of its fully resolved config.
+
+Resume, deduplication across methods and cross-run reuse all rest on one property: the same
+config always gives the same key, in any process, on any machine. So the hash is taken over a
+canonical JSON text (sorted keys, no whitespace, tuples as lists), never over Python reprs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+KEY_LENGTH = 16
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    raise TypeError(f"not JSON-serializable in a trial config: {type(obj).__name__}")
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON text of a config (the input of `config_key`)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default)
+
+
+def config_key(config: Any) -> str:
+    """Stable hex key of a resolved config."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:KEY_LENGTH]

@@ -1,0 +1,229 @@
+"""Plan: the pure expansion of a spec into keyed trials, stage by stage.
+
+Nothing here touches files, registries or Ray; the same spec always gives the same plan. A key
+hashes only what changes the numbers, so trials that do not depend on the method (random
+baselines, full-data arms, teachers) appear once however many methods share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ddray.keys import config_key
+from ddray.protocols import Protocol
+from ddray.spec import ArmSpec, Spec, resources_for
+
+STAGES = ("full", "synth", "eval")
+# Methods whose distilled set is produced by ddray (a synth trial); `files` sets are read directly.
+_NO_SYNTH_KINDS = ("files",)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One unit of work: a keyed, resolved config plus what it needs to run."""
+
+    key: str
+    stage: str
+    config: Mapping[str, Any]          # what the key hashes
+    deps: tuple[str, ...] = ()          # keys that must be stored first
+    cpu: float = 1.0
+    gpu: float | str = "auto"
+    methods: tuple[str, ...] = ()       # methods whose scores use this trial (not in the key)
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        parts = [c.get("method", {}).get("name") if isinstance(c.get("method"), dict) else None,
+                 c["dataset"]["name"], f"ipc{c['ipc']}" if c.get("ipc") else None, c.get("arch"),
+                 c.get("arm"), c.get("labels"), None if "aug" not in c else ("aug" if c["aug"] else "noaug"),
+                 f"s{c['seed']}"]
+        return "/".join(str(p) for p in parts if p is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "stage": self.stage, "config": dict(self.config), "deps": list(self.deps),
+                "cpu": self.cpu, "gpu": self.gpu, "methods": list(self.methods), "label": self.label}
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec_name: str
+    trials: tuple[Trial, ...]
+    by_key: Mapping[str, Trial] = field(repr=False, compare=False, default_factory=dict)
+
+    def stage(self, stage: str) -> list[Trial]:
+        return [t for t in self.trials if t.stage == stage]
+
+    def keys(self) -> set[str]:
+        return {t.key for t in self.trials}
+
+    def counts(self) -> dict[str, int]:
+        return {s: len(self.stage(s)) for s in STAGES}
+
+
+def _dataset_ref(spec: Spec, name: str) -> dict[str, Any]:
+    ds = spec.datasets[name]
+    # The root is where the data lives, not what it is: moving data must not change keys.
+    return {"name": name, "loader": ds.loader or name, "options": dict(ds.options)}
+
+
+def arm_protocol(protocol: Protocol, labels: str, aug: bool) -> dict[str, Any]:
+    """The knobs one arm trains with: hard labels train with CE, soft ones with the protocol's soft loss."""
+    loss = protocol.loss
+    if labels == "hard":
+        loss = "ce"
+    elif loss == "ce":
+        loss = "kl"
+    p = protocol.model_copy(update={"labels": labels, "loss": loss})
+    knobs = p.model_dump(mode="json")
+    if not aug:
+        knobs.pop("augment")  # augmentation knobs cannot change an un-augmented trial's numbers
+    return knobs
+
+
+class _Builder:
+    """Accumulates trials, merging the ones several methods share."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.trials: dict[str, Trial] = {}
+
+    def add(self, stage: str, config: dict[str, Any], deps: Iterable[str], res_key: str, method: str | None) -> str:
+        key = config_key(config)
+        res = resources_for(self.spec, res_key)
+        old = self.trials.get(key)
+        methods = tuple(sorted(set((old.methods if old else ()) + ((method,) if method else ()))))
+        self.trials[key] = Trial(key=key, stage=stage, config=config, deps=tuple(sorted(set(deps))),
+                                 cpu=res.cpu, gpu=res.gpu, methods=methods)
+        return key
+
+    def full(self, dataset: str, arch: str, seed: int, method: str | None = None) -> str:
+        recipe = self.spec.full_protocol(dataset)
+        config = {"stage": "full", "dataset": _dataset_ref(self.spec, dataset), "arch": arch, "seed": seed,
+                  "arm": "full", "labels": "hard", "aug": recipe.augment.active,
+                  "protocol": recipe.model_dump(mode="json")}
+        res = "full" if "full" in self.spec.resources else arch
+        return self.add("full", config, (), res, method)
+
+    def teachers(self, dataset: str, method: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+        refs, deps = [], []
+        for t in self.spec.teacher_list:
+            if t.checkpoint:
+                refs.append({"arch": t.arch, "checkpoint": t.checkpoint})
+            else:
+                k = self.full(dataset, t.arch, t.seed, method)
+                refs.append({"arch": t.arch, "key": k})
+                deps.append(k)
+        return refs, deps
+
+
+def _method_ref(spec: Spec, name: str) -> dict[str, Any]:
+    m = spec.methods[name]
+    kind = m.resolved_kind(name)
+    ref: dict[str, Any] = {"name": name, "kind": kind, "params": m.params}
+    return ref
+
+
+def _needs_teacher(kind: str) -> bool:
+    if kind in _NO_SYNTH_KINDS or ":" in kind:
+        return False
+    try:
+        from ddray.methods import get_method
+
+        return bool(get_method(kind).needs_teacher)
+    except Exception:  # unknown kinds are reported by check_spec, not by the planner
+        return False
+
+
+def _arms(spec: Spec, method: str) -> list[ArmSpec]:
+    """The arms a method needs: explicit, or those of LRS (HLR, IOR) and ARS."""
+    if spec.arms != "scores":
+        return list(spec.arms)
+    L = spec.method_labels(method)
+    arms = [ArmSpec(arm="full", labels="hard", aug=True), ArmSpec(arm="syn", labels="hard", aug=True)]
+    for aug in (True, False):
+        arms += [ArmSpec(arm="syn", labels=L, aug=aug), ArmSpec(arm="rdm", labels=L, aug=aug)]
+    return arms
+
+
+def _select(spec: Spec, only: Mapping[str, set[str]] | None, field: str, values: Iterable[Any]) -> list[Any]:
+    if not only or field not in only:
+        return list(values)
+    return [v for v in values if str(v) in only[field]]
+
+
+ONLY_FIELDS = ("method", "dataset", "ipc", "arch", "seed")
+
+
+def make_plan(spec: Spec, only: Mapping[str, set[str]] | None = None) -> Plan:
+    """Expand a spec (optionally a slice of it, `only={"ipc": {"1"}}`) into keyed trials."""
+    b = _Builder(spec)
+    needs_full: set[tuple[str, str]] = set()
+    for dataset in _select(spec, only, "dataset", spec.datasets):
+        dref = _dataset_ref(spec, dataset)
+        for method in _select(spec, only, "method", spec.methods):
+            mref = _method_ref(spec, method)
+            kind = mref["kind"]
+            L = spec.method_labels(method)
+            for ipc in _select(spec, only, "ipc", spec.ipc):
+                for seed in _select(spec, only, "seed", spec.seeds):
+                    synth_key, synth_deps = None, []
+                    if kind not in _NO_SYNTH_KINDS:
+                        cfg: dict[str, Any] = {"stage": "synth", "dataset": dref, "method": mref, "ipc": ipc, "seed": seed}
+                        if _needs_teacher(kind):
+                            refs, deps = b.teachers(dataset, method)
+                            cfg["teachers"] = refs[:1]
+                            synth_deps = deps[:1]
+                        synth_key = b.add("synth", cfg, synth_deps, "synth", method)
+                    else:
+                        mref = {**mref, "files": spec.methods[method].files.format(dataset=dataset, ipc=ipc)}  # type: ignore[union-attr]
+                    for arch in _select(spec, only, "arch", spec.archs):
+                        protocol = spec.student_protocol(arch)
+                        for arm in _arms(spec, method):
+                            if arm.arm == "full":
+                                needs_full.add((dataset, arch))
+                                continue
+                            labels = arm.labels or L
+                            aug = arm.aug and protocol.augment.active
+                            cfg = {"stage": "eval", "dataset": dref, "ipc": ipc, "arch": arch, "seed": seed,
+                                   "arm": arm.arm, "labels": labels, "aug": aug,
+                                   "protocol": arm_protocol(protocol, labels, aug)}
+                            deps: list[str] = []
+                            if labels != "hard":
+                                refs, tdeps = b.teachers(dataset, method)
+                                cfg["teachers"] = refs if labels == "hybrid" else refs[:1]
+                                deps += tdeps if labels == "hybrid" else tdeps[:1]
+                            if arm.arm == "syn":
+                                cfg["method"] = mref
+                                if synth_key:
+                                    cfg["synth"] = synth_key
+                                    deps.append(synth_key)
+                            b.add("eval", cfg, deps, arch, method)
+    # Acc(full, hard) is per (dataset, arch, seed) and shared by every method.
+    seeds = spec.full.seeds if spec.full.seeds is not None else _select(spec, only, "seed", spec.seeds)
+    for dataset, arch in sorted(needs_full):
+        for seed in seeds:
+            b.full(dataset, arch, seed)
+    order = {s: i for i, s in enumerate(STAGES)}
+    trials = tuple(sorted(b.trials.values(), key=lambda t: (order[t.stage], t.label, t.key)))
+    return Plan(spec_name=spec.name, trials=trials, by_key={t.key: t for t in trials})
+
+
+def comparison_cell(config: Mapping[str, Any]) -> str | None:
+    """Key of what a syn and an rdm trial share when they are compared (everything but arm/method)."""
+    if config.get("stage") != "eval":
+        return None
+    return config_key({k: v for k, v in config.items() if k not in ("arm", "method", "synth")})
+
+
+def parse_only(items: Iterable[str]) -> dict[str, set[str]]:
+    """`--only ipc=1,10 --only method=dm` as {field: values}; raises ValueError on a bad item."""
+    out: dict[str, set[str]] = {}
+    for item in items:
+        fld, sep, vals = item.partition("=")
+        fld = fld.strip()
+        if not sep or fld not in ONLY_FIELDS or not vals.strip():
+            raise ValueError(f"--only {item!r}: expected FIELD=V1,V2 with FIELD one of {', '.join(ONLY_FIELDS)}")
+        out.setdefault(fld, set()).update(v.strip() for v in vals.split(",") if v.strip())
+    return out

@@ -1,0 +1,181 @@
+"""Drive a plan to completion: the store decides what runs, Ray Tune runs it.
+
+Tune's own restore re-runs finished trials after a driver kill (DESIGN §7), so resume is ddray's:
+each run lists the keys already stored, and hands only the missing ones to one Tuner per stage
+(full-data and teachers → synthesis → evaluation). Trials whose dependencies are missing wait for
+a later run instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from ddray.errors import InputError
+from ddray.plan import STAGES, Plan, Trial
+from ddray.spec import Spec, default_gpu_fraction
+from ddray.store import Store
+
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "64")
+
+
+@dataclass
+class RunSummary:
+    planned: int
+    already: int
+    ran: int = 0
+    stored: int = 0
+    failed: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if not self.failed and not self.blocked else 1
+
+
+def check_address(address: str | None) -> None:
+    """Fail fast (exit 2) when a cluster address does not answer, before any work starts."""
+    if not address or address == "auto" or address.startswith("local"):
+        return
+    url = urlparse(address if "://" in address else f"tcp://{address}")
+    host, port = url.hostname, url.port or (10001 if url.scheme == "ray" else 6379)
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            pass
+    except OSError as e:
+        raise InputError(f"cluster address {address} does not answer ({e.strerror or e}); start the cluster or fix --address", path="address") from None
+
+
+def check_store_compat(store: Store, spec_text: str, plan: Plan) -> None:
+    """Refuse a different benchmark in the same store; growing or slicing the same one is fine."""
+    from ddray.plan import make_plan
+    from ddray.spec import parse_spec
+
+    old_text = store.stored_spec()
+    if old_text is None or old_text == spec_text:
+        return
+    import yaml
+
+    try:
+        old = parse_spec(yaml.safe_load(old_text))
+    except Exception:  # noqa: BLE001 — a stored spec from another ddray version: judge by keys alone
+        return
+    old_keys, new_keys = make_plan(old).keys(), plan.keys()
+    if old_keys <= new_keys or new_keys <= old_keys:
+        return
+    raise InputError(
+        f"store '{store.uri}' holds the benchmark '{old.name}' whose trials differ from this spec's "
+        f"({len(new_keys - old_keys)} new, {len(old_keys - new_keys)} dropped keys): the protocol or data changed. "
+        "Use a new store, or keep the old spec and only add methods, seeds, IPCs or archs.", path="store")
+
+
+def resolve_gpus(trials: Iterable[Trial], cluster_gpus: float) -> dict[str, float]:
+    """'auto' GPU fractions: the arch default on a cluster with GPUs, else 0."""
+    out = {}
+    for t in trials:
+        if t.gpu == "auto":
+            arch = t.config.get("arch") or "convnet"
+            out[t.key] = default_gpu_fraction(arch) if cluster_gpus > 0 else 0.0
+        else:
+            out[t.key] = float(t.gpu)
+    return out
+
+
+def init_ray(address: str | None, verbose: bool) -> None:
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = dict(log_to_driver=verbose, configure_logging=True,
+                                  logging_level=logging.INFO if verbose else logging.ERROR)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kwargs)
+
+
+def _tune_stage(trials: list[Trial], gpus: dict[str, float], runtime: dict[str, Any], max_failures: int,
+                callbacks: list, tune_dir: str, name: str, verbose: bool) -> None:
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    from ddray.run.trainable import run_trial
+
+    dicts = [{**t.to_dict(), "gpu": gpus[t.key]} for t in trials]
+
+    def resources(config: dict[str, Any]):
+        tr = config["trial"]
+        bundle = {"CPU": float(tr["cpu"])}
+        if tr["gpu"]:
+            bundle["GPU"] = float(tr["gpu"])
+        return tune.PlacementGroupFactory([bundle])
+
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, resources),
+        param_space={"trial": tune.grid_search(dicts), "runtime": runtime},
+        tune_config=tune.TuneConfig(reuse_actors=True,
+                                    trial_name_creator=lambda t: t.config["trial"]["key"],
+                                    trial_dirname_creator=lambda t: t.config["trial"]["key"]),
+        run_config=tune.RunConfig(name=name, storage_path=tune_dir, verbose=2 if verbose else 0,
+                                  failure_config=tune.FailureConfig(max_failures=max_failures),
+                                  callbacks=[*callbacks, JsonLoggerCallback()],
+                                  log_to_file=True),
+    )
+    tuner.fit()
+
+
+def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None, max_failures: int | None = None,
+             retry_errored: bool = False, verbose: bool = False, progress: bool = True,
+             roots: dict[str, str | None] | None = None, track: str = "fixed") -> RunSummary:
+    """Run every planned trial missing from the store; return what happened."""
+    from ddray.run.progress import ProgressCallback
+
+    done = store.done_keys()
+    stored = {k for s in done.values() for k in s}
+    errors = store.errors_of()
+    todo = [t for t in plan.trials if t.key not in stored]
+    if retry_errored:
+        todo = [t for t in todo if t.key in errors]
+    summary = RunSummary(planned=len(plan.trials), already=len(plan.trials) - len([t for t in plan.trials if t.key not in stored]))
+    if not todo:
+        return summary
+    init_ray(address, verbose)
+    import ray
+
+    cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+    gpus = resolve_gpus(todo, cluster_gpus)
+    runtime = {"store": store.uri, "roots": roots if roots is not None else {n: d.root for n, d in spec.datasets.items()},
+               "checkpoint_every": spec.runtime.checkpoint_every, "track": track}
+    mf = spec.runtime.max_failures if max_failures is None else max_failures
+    tune_dir = tempfile.mkdtemp(prefix="ddray-tune-")
+    try:
+        with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress) as bar:
+            for stage in STAGES:
+                stage_todo = [t for t in todo if t.stage == stage]
+                if not stage_todo:
+                    continue
+                ready = [t for t in stage_todo if all(d in stored for d in t.deps)]
+                summary.blocked += [t.key for t in stage_todo if t not in ready]
+                if not ready:
+                    continue
+                bar.set_stage(stage, len(ready))
+                _tune_stage(ready, gpus, runtime, mf, [bar], tune_dir, f"{spec.name}-{stage}", verbose)
+                summary.ran += len(ready)
+                done = store.done_keys()
+                stored = {k for s in done.values() for k in s}
+                ok = [t.key for t in ready if t.key in stored]
+                summary.stored += len(ok)
+                summary.failed += [t.key for t in ready if t.key not in stored]
+    finally:
+        shutil.rmtree(tune_dir, ignore_errors=True)
+    return summary

@@ -1,0 +1,47 @@
+"""The Tune function trainable: one planned trial in a Ray worker.
+
+The worker, not the driver, writes the row: once `write_row` returns, the result survives any
+crash of the driver. A failure is stored with its traceback before re-raising, so Tune can retry
+it (FailureConfig) and `ddray status` can say why.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from ddray.run.execute import Runtime, execute
+from ddray.store import Store, StoreCheckpointer
+
+
+def pick_device(gpu: float) -> torch.device:
+    """CUDA when Ray gave this trial a (fraction of a) real GPU, else CPU (fake GPUs in tests)."""
+    if gpu and torch.cuda.is_available() and ray.get_gpu_ids():
+        return torch.device("cuda", 0)  # Ray sets CUDA_VISIBLE_DEVICES to the assigned GPU
+    return torch.device("cpu")
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    trial, rt = config["trial"], Runtime(**config["runtime"])
+    torch.set_num_threads(max(1, int(trial["cpu"])))
+    store = Store(rt.store)
+    if store.has_row(trial["stage"], trial["key"]):  # a duplicate launch (e.g. after a lost driver)
+        tune.report({"stored": 1, "top1": -1.0})
+        return
+    device = pick_device(float(trial["gpu"] or 0))
+    try:
+        row = execute(trial, rt, device)
+        store.write_row(row)
+        StoreCheckpointer(store, trial["key"], 0).clear()
+    except BaseException as exc:
+        store.write_error(trial["key"], trial["stage"], trial.get("label", ""), exc)
+        raise
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    top1 = row.get("top1")
+    tune.report({"stored": 1, "top1": -1.0 if top1 is None else float(top1), "pid": os.getpid()})

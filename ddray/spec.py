@@ -1,0 +1,395 @@
+"""The evaluation spec: what a user writes in `specs/*.yaml`.
+
+Two layers of checks. The pydantic models check shape and types (and power `ddray schema`);
+`check_spec` then checks the spec against the world — registries, data roots, class counts,
+method parameters — and collects every problem, so one `ddray validate` lists all of them as
+`path.to.field: message`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ddray.errors import InputError, did_you_mean
+from ddray.protocols import PRESETS, LabelSetting, Protocol, full_recipe, resolve_protocol
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DatasetSpec(_Strict):
+    """One real dataset (the train/test split methods were distilled from)."""
+
+    loader: str | None = Field(None, description="registry loader (digits, fashion-mnist, cifar10, cifar100, imagefolder, tensors); default: the dataset's key")
+    root: str | None = Field(None, description="local folder or file with the data; default: the loader's standard location")
+    options: dict[str, Any] = Field(default_factory=dict, description="loader options that change the data, e.g. image_size for imagefolder")
+
+
+class MethodSpec(BaseModel):
+    """A source of distilled sets: a built-in synthesizer, `files`, or a plugin. Other keys are the method's parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str | None = Field(None, description="built-in method name, 'files', or 'module:function'; default: the method's key")
+    files: str | None = Field(None, description="bring-your-own sets: path template with {dataset} and {ipc} (a folder with images.pt[/labels.pt/lr.pt], an .npz, or an ImageFolder)")
+    labels: LabelSetting | None = Field(None, description="the method's label setting L (hard, soft, hybrid); default: the protocol's")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def resolved_kind(self, key: str) -> str:
+        if self.files is not None:
+            return "files"
+        return self.kind or key
+
+
+class TeacherSpec(_Strict):
+    """A teacher for soft/hybrid labels: trained by ddray on the full train split, or loaded."""
+
+    arch: str = Field(description="teacher architecture (model registry name)")
+    checkpoint: str | None = Field(None, description="state-dict file to load instead of training (loaded with weights_only=True)")
+    seed: int = Field(0, description="seed of the teacher's full-data training")
+
+
+class Resources(_Strict):
+    """Ray resources of one trial; fractional GPUs pack several trials on one GPU."""
+
+    cpu: float = Field(1.0, gt=0, description="CPUs (also torch's thread count)")
+    gpu: float | Literal["auto"] = Field("auto", description="GPU fraction; 'auto' = the arch's default fraction when the cluster has GPUs, else 0")
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_above_one(cls, g: float | str) -> float | str:
+        if isinstance(g, str):
+            return g
+        if g < 0:
+            raise ValueError("must be >= 0")
+        if g > 1 and not float(g).is_integer():
+            raise ValueError(f"{g} GPUs: a fraction must be <= 1, and more than one GPU must be a whole number")
+        return g
+
+
+class ArmSpec(_Strict):
+    """One evaluation arm: training set (syn, rdm, full) × labels × augmentation."""
+
+    arm: Literal["syn", "rdm", "full"] = Field(description="syn: the distilled set; rdm: random real subset of the same IPC; full: the whole train split")
+    labels: LabelSetting | None = Field(None, description="labels; default: the method's label setting L")
+    aug: bool = Field(True, description="apply the protocol's augmentation")
+
+
+class FullSpec(_Strict):
+    """Recipe of the full-data arm (and of teachers trained by ddray)."""
+
+    seeds: list[int] | None = Field(None, description="seeds of the full-data arm; default: the spec's seeds (one is enough for a first look)")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="knobs over the per-dataset full recipe (epochs, batch_size, lr, ...)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_overrides(cls, data: Any) -> Any:
+        # `full: {epochs: 200}` reads better than `full: {overrides: {epochs: 200}}`: accept both.
+        if isinstance(data, dict):
+            data = dict(data)
+            extra = {k: data.pop(k) for k in list(data) if k not in ("seeds", "overrides")}
+            if extra:
+                data["overrides"] = {**data.get("overrides", {}), **extra}
+        return data
+
+
+class Scores(_Strict):
+    """Weights of the robust scores (DD-Ranking)."""
+
+    lambda_: float = Field(0.5, alias="lambda", ge=0, le=1, description="λ of LRS: weight of IOR against HLR")
+    gamma: float = Field(0.5, ge=0, le=1, description="γ of ARS: weight of the augmented arm")
+    compat: Literal["none", "ddranking-0.2"] = Field("none", description="ddranking-0.2 reproduces the official package's percent-based numbers")
+
+
+class Runtime(_Strict):
+    """Execution knobs: they never change the numbers, so they never enter a key."""
+
+    checkpoint_every: int = Field(0, ge=0, description="epochs between resume checkpoints of a trial in the store (0 = auto: about every 10% of the epochs, at least 5)")
+    max_failures: int = Field(2, ge=0, description="retries of a failed trial within one run (preemptions included)")
+
+
+class Spec(_Strict):
+    """A dataset-distillation evaluation: methods × datasets × IPC × archs × seeds under one protocol."""
+
+    name: str = Field(description="benchmark name (letters, digits, . _ -)")
+    store: str | None = Field(None, description="where rows go: a local folder, file://, s3:// or gs:// URI (ddray run --store overrides)")
+    datasets: dict[str, DatasetSpec] = Field(description="real datasets by name", min_length=1)
+    methods: dict[str, MethodSpec] = Field(description="methods by name", min_length=1)
+    ipc: list[int] = Field(description="images per class to evaluate", min_length=1)
+    archs: list[str] = Field(description="student architectures (model registry names)", min_length=1)
+    seeds: list[int] = Field([0, 1, 2], description="trial seeds (model init, data order, augmentation, random subsets)", min_length=1)
+    protocol: str = Field("rd3", description=f"protocol preset: {', '.join(PRESETS)}")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="protocol knobs this study changes")
+    arch_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="protocol knobs per student arch, over `overrides`")
+    teachers: TeacherSpec | list[TeacherSpec] | None = Field(None, description="teacher(s) for soft/hybrid labels and teacher-based methods; default: the first arch, trained by ddray")
+    full: FullSpec = Field(default_factory=FullSpec, description="full-data arm recipe")
+    arms: Literal["scores"] | list[ArmSpec] = Field("scores", description="'scores' = the arms LRS and ARS need, or an explicit list")
+    scores: Scores = Field(default_factory=Scores, description="robust-score weights")
+    resources: dict[str, Resources] = Field(default_factory=dict, description="per-arch resources, plus 'synth' and 'default' entries")
+    runtime: Runtime = Field(default_factory=Runtime, description="execution knobs (never change numbers)")
+    tuning: dict[str, Any] | None = Field(None, description="tuned-best track (see docs)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '.', '_' and '-' only")
+        return v
+
+    @field_validator("ipc")
+    @classmethod
+    def _ipc(cls, v: list[int]) -> list[int]:
+        if any(i <= 0 for i in v):
+            raise ValueError("every IPC must be > 0")
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate IPC values")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        dup = sorted({s for s in v if v.count(s) > 1})
+        if dup:
+            raise ValueError(f"duplicate seeds: {dup}")
+        return v
+
+    @field_validator("archs")
+    @classmethod
+    def _archs(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("duplicate archs")
+        return v
+
+    @property
+    def teacher_list(self) -> list[TeacherSpec]:
+        if self.teachers is None:
+            return [TeacherSpec(arch=self.archs[0])]
+        return self.teachers if isinstance(self.teachers, list) else [self.teachers]
+
+    def student_protocol(self, arch: str) -> Protocol:
+        """The spec's protocol for one student arch: preset ← overrides ← arch_overrides."""
+        knobs = {**self.overrides, **self.arch_overrides.get(arch, {})}
+        return resolve_protocol(self.protocol, knobs)
+
+    def full_protocol(self, dataset: str) -> Protocol:
+        return full_recipe(self.dataset_loader(dataset), self.full.overrides)
+
+    def dataset_loader(self, dataset: str) -> str:
+        return self.datasets[dataset].loader or dataset
+
+    def method_labels(self, method: str) -> str:
+        # Read from the knobs, not a resolved protocol: labels must be known even when other knobs are bad.
+        return self.methods[method].labels or self.overrides.get("labels") or PRESETS.get(self.protocol, {}).get("labels", "hard")
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load_spec_text(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """Read and parse a spec file: (text, data). Unreadable YAML is an InputError with its line."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise InputError(f"cannot read spec: {e.strerror}", path=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"not valid YAML{where}: {problem}", path=str(p)) from None
+    if not isinstance(data, dict):
+        raise InputError("a spec must be a YAML mapping (name: ..., datasets: ..., methods: ...)", path=str(p))
+    return text, data
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    # pydantic inserts union-branch names ("TeacherSpec", "list[TeacherSpec]"); users never wrote those.
+    keep = [str(x) for x in parts if not (isinstance(x, str) and ("[" in x or x[:1].isupper() and x.endswith("Spec")))]
+    return ".".join(keep) or "(spec)"
+
+
+def _fields_at(model: type[BaseModel], parts: tuple[Any, ...]) -> list[str]:
+    """Field names valid at a location, for did-you-mean on unknown keys."""
+    cur: Any = model
+    for part in parts[:-1]:
+        if isinstance(cur, type) and issubclass(cur, BaseModel) and isinstance(part, str) and part in cur.model_fields:
+            ann = cur.model_fields[part].annotation
+            sub = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+            dict_vals = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+            cur = (sub or dict_vals or [None])[0]
+        elif cur is not None and not isinstance(part, str):
+            continue
+        else:
+            continue
+    if isinstance(cur, type) and issubclass(cur, BaseModel):
+        return [f.alias or n for n, f in cur.model_fields.items()]
+    return []
+
+
+def validation_problems(err: ValidationError, model: type[BaseModel] = Spec, prefix: str = "") -> list[str]:
+    """pydantic errors as `path.to.field: message` lines, with did-you-mean for unknown keys."""
+    out = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        path = ".".join(x for x in (prefix, _loc(loc)) if x)
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc[-1]}'{did_you_mean(loc[-1], _fields_at(model, loc))}"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+        out.append(f"{path}: {msg}")
+    return sorted(set(out), key=out.index)
+
+
+def parse_spec(data: dict[str, Any]) -> Spec:
+    """Shape/type checks only (no file system, no registries)."""
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as e:
+        raise InputError(validation_problems(e)) from None
+
+
+def load_spec(path: str | Path, check: bool = True) -> Spec:
+    """Load a spec file; with `check`, also validate it against registries and data (see `check_spec`)."""
+    _, data = load_spec_text(path)
+    spec = parse_spec(data)
+    if check:
+        check_spec(spec)
+    return spec
+
+
+# ---------------------------------------------------------------------------- semantic checks
+
+
+def _check_protocols(spec: Spec, problems: list[str]) -> None:
+    for arch in spec.archs:
+        try:
+            spec.student_protocol(arch)
+        except ValidationError as e:
+            where = f"arch_overrides.{arch}" if arch in spec.arch_overrides else "overrides"
+            problems += validation_problems(e, Protocol, prefix=where)
+        except ValueError as e:
+            problems.append(f"protocol: {e}")
+    for arch in spec.arch_overrides:
+        if arch not in spec.archs:
+            problems.append(f"arch_overrides.{arch}: not one of archs{did_you_mean(arch, spec.archs)}")
+    for ds in spec.datasets:
+        try:
+            spec.full_protocol(ds)
+        except ValidationError as e:
+            problems += validation_problems(e, Protocol, prefix="full")
+            break
+        except ValueError as e:
+            problems.append(f"full: {e}")
+            break
+
+
+def _check_methods(spec: Spec, problems: list[str], min_class: dict[str, int]) -> None:
+    from ddray.methods import get_method
+
+    needs_teacher = False
+    for name, m in spec.methods.items():
+        kind = m.resolved_kind(name)
+        if kind == "files":
+            if m.params:
+                problems.append(f"methods.{name}: 'files' takes no parameters, got {sorted(m.params)}")
+            for ds in spec.datasets:
+                for ipc in spec.ipc:
+                    path = Path(m.files.format(dataset=ds, ipc=ipc))  # type: ignore[union-attr]
+                    if not path.exists():
+                        problems.append(f"methods.{name}.files: {path} does not exist (dataset {ds}, ipc {ipc})")
+            continue
+        try:
+            entry = get_method(kind)
+        except (InputError, ValueError, KeyError, ImportError) as e:
+            problems.append(f"methods.{name}.kind: {e}" if m.kind else f"methods.{name}: {e}")
+            continue
+        try:
+            entry.params_model.model_validate(m.params)
+        except ValidationError as e:
+            problems += validation_problems(e, entry.params_model, prefix=f"methods.{name}")
+        needs_teacher |= bool(entry.needs_teacher)
+        labels = spec.method_labels(name)
+        needs_teacher |= labels != "hard"
+        if labels == "hybrid" and len(spec.teacher_list) < 2:
+            problems.append(f"methods.{name}.labels: hybrid labels need at least two teachers")
+
+
+def _check_resources(spec: Spec, problems: list[str]) -> None:
+    allowed = set(spec.archs) | {t.arch for t in spec.teacher_list} | {"synth", "default", "full"}
+    for key in spec.resources:
+        if key not in allowed:
+            problems.append(f"resources.{key}: not a student or teacher arch of this spec, 'synth', 'full' or 'default'{did_you_mean(key, allowed)}")
+
+
+def check_spec(spec: Spec) -> None:
+    """Check a parsed spec against registries, data roots and class counts; raise every problem at once."""
+    from ddray.data import dataset_meta
+    from ddray.models import validate_arch
+
+    problems: list[str] = []
+    for i, arch in enumerate(spec.archs):
+        try:
+            validate_arch(arch)
+        except (InputError, ValueError) as e:
+            problems.append(f"archs.{i}: {e}")
+    for i, t in enumerate(spec.teacher_list):
+        where = f"teachers.{i}" if isinstance(spec.teachers, list) else "teachers"
+        try:
+            validate_arch(t.arch)
+        except (InputError, ValueError) as e:
+            problems.append(f"{where}.arch: {e}")
+        if t.checkpoint and not Path(t.checkpoint).is_file():
+            problems.append(f"{where}.checkpoint: {t.checkpoint} is not a file")
+    min_class: dict[str, int] = {}
+    for name, ds in spec.datasets.items():
+        try:
+            meta = dataset_meta(ds.loader or name, ds.root, field=f"datasets.{name}.root", **ds.options)
+        except InputError as e:
+            problems += [p if ":" in p.split(" ")[0] else f"datasets.{name}: {p}" for p in e.problems]
+            continue
+        except (ValueError, KeyError) as e:
+            problems.append(f"datasets.{name}: {e}")
+            continue
+        smallest = min(meta.class_counts)
+        min_class[name] = smallest
+        for j, ipc in enumerate(spec.ipc):
+            if ipc > smallest:
+                problems.append(f"ipc.{j}: {ipc} images per class, but the smallest class of '{name}' has {smallest}")
+    if spec.protocol not in PRESETS:
+        problems.append(f"protocol: unknown preset '{spec.protocol}'{did_you_mean(spec.protocol, PRESETS)}; known: {', '.join(PRESETS)}")
+    else:
+        _check_protocols(spec, problems)
+    _check_methods(spec, problems, min_class)
+    _check_resources(spec, problems)
+    if problems:
+        raise InputError(problems)
+
+
+def default_gpu_fraction(arch: str) -> float:
+    """Per-arch default GPU fraction ('auto'): measured packing sweet spots, see docs/benchmarks.md."""
+    family = arch.split(":")[-1]
+    if family.startswith("convnet"):
+        return 0.25
+    if family.startswith("resnet18"):
+        return 0.5
+    return 1.0
+
+
+def resources_for(spec: Spec, key: str) -> Resources:
+    """Resources of a trial of arch/stage `key`: its entry, else 'default', else 1 CPU / auto GPU."""
+    return spec.resources.get(key) or spec.resources.get("default") or Resources()

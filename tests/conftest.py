@@ -1,0 +1,43 @@
+"""Shared fixtures: a small valid spec on the embedded digits data, and one local Ray per module."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+torch.set_num_threads(2)
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A minimal digits spec: fast enough for end-to-end tests (each trial well under a second of compute).
+TINY_SPEC = {
+    "name": "tiny",
+    "datasets": {"digits": {}},
+    "methods": {"random": {}, "herding": {}},
+    "ipc": [1],
+    "archs": ["convnet-d1-w16"],
+    "seeds": [0],
+    "protocol": "rd3",
+    "overrides": {"epochs": 3, "batch_size": 16},
+    "teachers": {"arch": "convnet-d1-w16"},
+    "full": {"epochs": 1},
+    "resources": {"default": {"cpu": 1}},
+}
+
+
+@pytest.fixture
+def tiny_spec() -> dict:
+    return copy.deepcopy(TINY_SPEC)
+
+
+def write_spec(path: Path, spec: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
