@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .pixels import labels_tensor, normalize
+from .pixels import build_real_data
 from .registry import DatasetLoader, register_dataset
 from .types import DatasetMeta, RealData
 
@@ -95,16 +95,7 @@ class CifarLoader(DatasetLoader):
         train = paths[: len(self.train_files)]
         tr_x, tr_y = self._images(train)
         te_x, te_y = self._images([root / self.test_file])
-        return RealData(
-            name=self.name,
-            train_x=normalize(tr_x, self.mean, self.std),
-            train_y=labels_tensor(tr_y),
-            test_x=normalize(te_x, self.mean, self.std),
-            test_y=labels_tensor(te_y),
-            classes=self._classes(root),
-            mean=self.mean,
-            std=self.std,
-        )
+        return build_real_data(self.name, tr_x, tr_y, te_x, te_y, self._classes(root), self.mean, self.std)
 
     def meta(self, root: Path | None, **options: Any) -> DatasetMeta:
         assert root is not None

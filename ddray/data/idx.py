@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .pixels import labels_tensor, normalize
+from .pixels import build_real_data
 from .registry import DatasetLoader, register_dataset
 from .types import DatasetMeta, RealData
 
@@ -95,16 +95,7 @@ class IdxLoader(DatasetLoader):
         tr_img, tr_lab, te_img, te_lab = self._paths(root)
         tr_x, tr_y = self._split(tr_img, tr_lab)
         te_x, te_y = self._split(te_img, te_lab)
-        return RealData(
-            name=self.name,
-            train_x=normalize(tr_x, self.mean, self.std),
-            train_y=labels_tensor(tr_y),
-            test_x=normalize(te_x, self.mean, self.std),
-            test_y=labels_tensor(te_y),
-            classes=list(self.classes),
-            mean=self.mean,
-            std=self.std,
-        )
+        return build_real_data(self.name, tr_x, tr_y, te_x, te_y, self.classes, self.mean, self.std)
 
     def meta(self, root: Path | None, **options: Any) -> DatasetMeta:
         tr_img, tr_lab, _, _ = self._paths(root)

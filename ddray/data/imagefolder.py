@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .pixels import channel_stats, labels_tensor, normalize
+from .pixels import build_real_data
 from .registry import DatasetLoader, register_dataset
 from .types import DatasetMeta, RealData
 
@@ -135,17 +135,7 @@ class ImageFolder(DatasetLoader):
         resize = image_size is not None
         tr_x = self._decode(tr_paths, size, resize)
         te_x = self._decode(te_paths, size, resize)
-        mean, std = channel_stats(tr_x)
-        return RealData(
-            name=self.name,
-            train_x=normalize(tr_x, mean, std),
-            train_y=labels_tensor(tr_y),
-            test_x=normalize(te_x, mean, std),
-            test_y=labels_tensor(te_y),
-            classes=classes,
-            mean=mean,
-            std=std,
-        )
+        return build_real_data(self.name, tr_x, tr_y, te_x, te_y, classes)
 
     def meta(self, root: Path | None, image_size: int | None = None, **options: Any) -> DatasetMeta:
         root = self._root(root)

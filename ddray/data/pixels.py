@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .types import RealData
+
 _CHUNK = 4096  # images per float64 chunk when computing statistics (bounds peak memory)
 
 
@@ -52,3 +54,22 @@ def normalize(x: Tensor | np.ndarray, mean: Sequence[float], std: Sequence[float
 
 def labels_tensor(y: np.ndarray | Sequence[int] | Tensor) -> Tensor:
     return torch.from_numpy(np.array(y, dtype=np.int64))  # np.array copies: writable, owned
+
+
+def build_real_data(name: str, train_x: Tensor | np.ndarray, train_y: np.ndarray | Tensor,
+                    test_x: Tensor | np.ndarray, test_y: np.ndarray | Tensor, classes: Sequence[str],
+                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                    scale: float = 255.0) -> RealData:
+    """Normalize both splits with (mean, std), computed from train pixels when not given."""
+    if mean is None or std is None:
+        mean, std = channel_stats(train_x, scale=scale)
+    return RealData(
+        name=name,
+        train_x=normalize(train_x, mean, std, scale=scale),
+        train_y=labels_tensor(train_y),
+        test_x=normalize(test_x, mean, std, scale=scale),
+        test_y=labels_tensor(test_y),
+        classes=list(classes),
+        mean=tuple(float(m) for m in mean),
+        std=tuple(float(s) for s in std),
+    )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .pixels import channel_stats, labels_tensor, normalize
+from .pixels import build_real_data, labels_tensor
 from .registry import DatasetLoader, register_dataset
 from .types import DatasetMeta, RealData
 
@@ -112,10 +112,9 @@ class Tensors(DatasetLoader):
         if stats is not None and scale == 1.0:  # already normalized with the file's mean/std
             mean, std = stats
             tr, te = tr_x.to(torch.float32).contiguous(), te_x.to(torch.float32).contiguous()
-        else:
-            mean, std = stats if stats is not None else channel_stats(tr_x, scale=scale)
-            tr, te = normalize(tr_x, mean, std, scale=scale), normalize(te_x, mean, std, scale=scale)
-        return RealData(self.name, tr, labels_tensor(tr_y), te, labels_tensor(te_y), classes, mean, std)
+            return RealData(self.name, tr, labels_tensor(tr_y), te, labels_tensor(te_y), classes, mean, std)
+        mean, std = stats if stats is not None else (None, None)
+        return build_real_data(self.name, tr_x, tr_y, te_x, te_y, classes, mean, std, scale=scale)
 
     def meta(self, root: Path | None, **options: Any) -> DatasetMeta:
         path = self._file(root)
