@@ -253,8 +253,11 @@ def test_imagefolder_tiny_imagenet_val_layout(tmp_path):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "val" / "images" / f"val_{i}.JPEG")
     (tmp_path / "val" / "val_annotations.txt").write_text(
         "val_0.JPEG\tn02\t0\t0\t8\t8\nval_1.JPEG\tn01\t0\t0\t8\t8\nval_2.JPEG\tn02\t0\t0\t8\t8\n")
-    d = load_dataset("imagefolder", tmp_path)
+    d = load_dataset("tinyimagenet", tmp_path)
     assert d.classes == ["n01", "n02"] and d.test_y.tolist() == [1, 0, 1]
+    assert dataset_meta("imagefolder", tmp_path).class_counts == [1, 1]
+    with pytest.raises(InputError, match="tiny-imagenet-200"):
+        load_dataset("tinyimagenet", tmp_path / "val")
 
 
 # --- tensors (.pt / .npz) -----------------------------------------------------------------------
@@ -300,7 +303,8 @@ def test_tensors_errors_name_the_file(tmp_path):
 # --- registry -----------------------------------------------------------------------------------
 def test_registry_lists_and_rejects_unknown():
     entries = {e.name: e for e in list_datasets()}
-    assert {"digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "tensors"} <= set(entries)
+    assert {"digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "imagefolder", "tinyimagenet",
+            "tensors"} <= set(entries)
     assert entries["fashion-mnist"].default_root == "/usr/share/datasets/fashion-mnist"
     assert "data_batch_1" in entries["cifar10"].expected_files
     with pytest.raises(InputError, match="did you mean 'cifar10'"):

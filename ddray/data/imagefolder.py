@@ -142,3 +142,9 @@ class ImageFolder(DatasetLoader):
         classes, per_class = self._train(root)
         h, w = self._size(image_size, per_class[0][0])
         return DatasetMeta(self.name, len(classes), (3, h, w), [len(f) for f in per_class], classes)
+
+
+@register_dataset("tinyimagenet")
+class TinyImageNet(ImageFolder):
+    description = "Tiny-ImageNet-200 (64×64 RGB, 200 classes): the ImageFolder loader on 'tiny-imagenet-200'"
+    root_hint = "the 'tiny-imagenet-200' folder (train/<wnid>/images, val/val_annotations.txt)"

@@ -67,7 +67,8 @@ class DatasetLoader:
         return f"(expected {files}{hint})" if files else (f"(expected {self.root_hint})" if hint else "")
 
     def missing(self, root: Path, names: list[str]) -> InputError:
-        hint = f" (expected {self.root_hint})" if self.root_hint else ""
+        what = self.root_hint or ", ".join(self.expected_files)
+        hint = f" (expected {what})" if what else ""
         return self.error(f"{root} does not contain {', '.join(names)}{hint}")
 
     def find(self, root: Path, name: str, gz: bool = False) -> Path | None:

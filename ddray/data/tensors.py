@@ -45,7 +45,12 @@ class Tensors(DatasetLoader):
                 with np.load(path, allow_pickle=False) as z:
                     raw = {k: z[k] for k in z.files}
             else:
-                raw = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+                try:
+                    raw = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+                except RuntimeError:
+                    if not mmap:
+                        raise
+                    raw = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
         except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input problem
             raise self.error(f"{path}: cannot read ({type(e).__name__}: {e})") from e
         if not isinstance(raw, dict):
