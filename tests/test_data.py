@@ -240,6 +240,8 @@ def test_imagefolder_resize_test_split_and_errors(tmp_path):
     assert dataset_meta("imagefolder", tmp_path, image_size=8).image_shape == (3, 8, 8)
     with pytest.raises(InputError, match=r"datasets\.imagefolder\.image_sise: unknown option.*image_size"):
         load_dataset("imagefolder", tmp_path, image_sise=8)
+    with pytest.raises(InputError, match=r"^datasets\.imagefolder\.image_size: must be a positive integer"):
+        load_dataset("imagefolder", tmp_path, image_size=0)
     with pytest.raises(InputError, match="train/"):
         load_dataset("imagefolder", tmp_path / "train")
 

@@ -92,7 +92,7 @@ class ImageFolder(DatasetLoader):
     def _size(self, image_size: Any, first: Path) -> tuple[int, int]:
         if image_size is not None:
             if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-                raise self.error(f"image_size must be a positive integer, got {image_size!r}")
+                raise self.option_error("image_size", f"must be a positive integer, got {image_size!r}")
             return image_size, image_size
         from PIL import Image
 

@@ -61,6 +61,9 @@ class DatasetLoader:
     def error(self, message: str) -> InputError:
         return InputError(message, path=self.field)
 
+    def option_error(self, option: str, message: str) -> InputError:
+        return InputError(message, path=f"{_field_prefix(self.field)}.{option}")
+
     def expected_text(self) -> str:
         files = ", ".join(self.expected_files)
         hint = f"; {self.root_hint}" if self.root_hint else ""
