@@ -125,14 +125,17 @@ def _method_ref(spec: Spec, name: str) -> dict[str, Any]:
     return ref
 
 
-def _needs_teacher(kind: str) -> bool:
-    if kind in _NO_SYNTH_KINDS or ":" in kind:
+def _needs_teacher(kind: str, params: dict[str, Any]) -> bool:
+    if kind in _NO_SYNTH_KINDS:
         return False
     try:
         from ddray.methods import get_method
 
-        return bool(get_method(kind).needs_teacher)
-    except Exception:  # unknown kinds are reported by check_spec, not by the planner
+        entry = get_method(kind)
+        if entry.teacher_if is not None:
+            return bool(entry.teacher_if(entry.params_model.model_validate(params)))
+        return bool(entry.needs_teacher)
+    except Exception:  # unknown kinds and bad params are reported by check_spec, not by the planner
         return False
 
 
@@ -171,7 +174,7 @@ def make_plan(spec: Spec, only: Mapping[str, set[str]] | None = None) -> Plan:
                     synth_key, synth_deps = None, []
                     if kind not in _NO_SYNTH_KINDS:
                         cfg: dict[str, Any] = {"stage": "synth", "dataset": dref, "method": mref, "ipc": ipc, "seed": seed}
-                        if _needs_teacher(kind):
+                        if _needs_teacher(kind, mref["params"]):
                             refs, deps = b.teachers(dataset, method)
                             cfg["teachers"] = refs[:1]
                             synth_deps = deps[:1]

@@ -367,6 +367,11 @@ def check_spec(spec: Spec) -> None:
             continue
         smallest = min(meta.class_counts)
         min_class[name] = smallest
+        for i, arch in enumerate(spec.archs):
+            try:  # a ConvNet too deep for this image size fails here, not mid-benchmark
+                validate_arch(arch, image_size=meta.image_shape[1])
+            except (InputError, ValueError) as e:
+                problems.append(f"archs.{i}: {e} (dataset '{name}')")
         for j, ipc in enumerate(spec.ipc):
             if ipc > smallest:
                 problems.append(f"ipc.{j}: {ipc} images per class, but the smallest class of '{name}' has {smallest}")

@@ -7,11 +7,14 @@ knows nothing of Ray: the Tune trainable and the Ray-free GPU benchmark both cal
 from __future__ import annotations
 
 import io
+import os
 import platform
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,12 +63,23 @@ def _load_teachers(refs: list[dict[str, Any]], data: RealData, store: Store, dev
         if "checkpoint" in ref:
             net = load_teacher(ref["checkpoint"], ref["arch"], data)
         else:
-            blob = store.get_artifact("teachers", ref["key"], "weights.pt")
-            if blob is None:
-                raise RuntimeError(f"teacher {ref['key']} ({ref['arch']}) is not in the store; its full-data trial must run first")
-            net = load_teacher(io.BytesIO(blob), ref["arch"], data)
+            net = load_teacher(_cached_teacher_file(store, ref["key"]), ref["arch"], data)
         teachers.append(net.to(device).eval())
     return teachers
+
+
+def _cached_teacher_file(store: Store, key: str) -> Path:
+    """A local copy of a stored teacher: keys are content hashes, so a cached copy never goes stale."""
+    path = Path(tempfile.gettempdir()) / "ddray-cache" / "teachers" / f"{key}.pt"
+    if not path.is_file():
+        blob = store.get_artifact("teachers", key, "weights.pt")
+        if blob is None:
+            raise RuntimeError(f"teacher {key} is not in the store; its full-data trial must run first")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    return path
 
 
 def _distilled(cfg: dict[str, Any], data: RealData, store: Store):

@@ -24,6 +24,10 @@ class ProgressCallback(tune.Callback):
         )
         self.task = self.progress.add_task("trials", total=total, completed=done, running=0, failed=0, pending=0)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment state; the live bar (locks, console) stays here.
+        return {k: v for k, v in self.__dict__.items() if k != "progress"}
+
     def __enter__(self) -> ProgressCallback:
         self.progress.start()
         return self

@@ -138,8 +138,6 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
              retry_errored: bool = False, verbose: bool = False, progress: bool = True,
              roots: dict[str, str | None] | None = None, track: str = "fixed") -> RunSummary:
     """Run every planned trial missing from the store; return what happened."""
-    from ddray.run.progress import ProgressCallback
-
     done = store.done_keys()
     stored = {k for s in done.values() for k in s}
     errors = store.errors_of()
@@ -151,6 +149,8 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
         return summary
     init_ray(address, verbose)
     import ray
+
+    from ddray.run.progress import ProgressCallback
 
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     gpus = resolve_gpus(todo, cluster_gpus)

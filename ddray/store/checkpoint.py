@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import torch
-
 from ddray.store.store import Store
 
 
@@ -17,6 +15,8 @@ class StoreCheckpointer:
         self.store, self.key, self.every = store, key, every
 
     def save(self, state: dict[str, Any]) -> None:
+        import torch  # lazily: listing a store must not pay torch's import
+
         buf = io.BytesIO()
         torch.save(state, buf)
         self.store.put_artifact("ckpt", self.key, "state.pt", buf.getvalue())
@@ -25,6 +25,8 @@ class StoreCheckpointer:
         data = self.store.get_artifact("ckpt", self.key, "state.pt")
         if data is None:
             return None
+        import torch
+
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
     def clear(self) -> None:

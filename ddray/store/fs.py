@@ -41,8 +41,12 @@ def open_location(uri: str) -> Location:
     return Location(fs, path.rstrip("/"), uri)
 
 
-def write_bytes(loc: Location, path: str, data: bytes) -> None:
-    """Write a whole file atomically: readers see the old state or the complete new file."""
+def write_bytes(loc: Location, path: str, data: bytes, exclusive: bool = False) -> bool:
+    """Write a whole file atomically: readers see the old state or the complete new file.
+
+    With `exclusive`, an existing file is never replaced (locally via link(2), which fails if the
+    name exists, so two racing writers cannot both win); returns whether this call wrote it.
+    """
     parent = path.rsplit("/", 1)[0]
     if loc.is_local:
         os.makedirs(parent, exist_ok=True)
@@ -51,11 +55,22 @@ def write_bytes(loc: Location, path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+    if exclusive and loc.fs.get_file_info(path).type != pafs.FileType.NotFound:
+        return False
     loc.fs.create_dir(parent, recursive=True)
     with loc.fs.open_output_stream(path) as f:  # one PUT for small objects
         f.write(data)
+    return True
 
 
 def read_bytes(loc: Location, path: str) -> bytes | None:

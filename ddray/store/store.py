@@ -71,9 +71,9 @@ class Store:
         table = pa.Table.from_pylist([{c: row.get(c) for c in ROW_SCHEMA.names}], schema=ROW_SCHEMA)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
-        write_bytes(self.loc, self.row_path(stage, key), buf.getvalue())
+        written = write_bytes(self.loc, self.row_path(stage, key), buf.getvalue(), exclusive=True)
         delete_file(self.loc, self.path("errors", f"{key}.json"))
-        return True
+        return written
 
     def read_table(self) -> pa.Table:
         files = [self.path("rows", s, n) for s in STAGES for n in list_files(self.loc, self.path("rows", s), ".parquet")]

@@ -1,0 +1,32 @@
+"""Test-only plugin methods (`kind: tests.plugin_methods:NAME`): failures and timing probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ddray.engine import random_subset
+
+
+def _subset(ctx):
+    idx = random_subset(ctx.data.train_y, ctx.data.num_classes, ctx.ipc, ctx.seed)
+    return ctx.data.train_x[idx], ctx.data.train_y[idx]
+
+
+def boom(ctx):
+    """Fails until the file named by params.unless exists (then behaves like random)."""
+    marker = (ctx.params.model_extra or {}).get("unless", "")
+    if not marker or not os.path.exists(marker):
+        raise RuntimeError("injected failure for the test")
+    return _subset(ctx)
+
+
+def sleepy(ctx):
+    """Sleeps, recording when it ran and which (fake) GPU Ray gave it."""
+    extra = ctx.params.model_extra or {}
+    t0 = time.time()
+    time.sleep(float(extra.get("seconds", 1.0)))
+    with open(os.path.join(extra["log"], f"{ctx.seed}-{ctx.ipc}.json"), "w") as f:
+        json.dump({"start": t0, "end": time.time(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
+    return _subset(ctx)

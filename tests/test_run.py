@@ -1,0 +1,93 @@
+"""`ddray run` on a real local Ray: idempotent reruns, stored failures, retries, fractional GPUs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import pytest
+
+from ddray.plan import make_plan
+from ddray.run import run_plan
+from ddray.spec import parse_spec
+from ddray.store import Store
+from tests.conftest import REPO, TINY_SPEC
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _run(spec: dict, store: str, **kw):
+    s = parse_spec(spec)
+    plan = make_plan(s)
+    return plan, run_plan(s, plan, Store(store), progress=False, **kw)
+
+
+def test_run_stores_every_trial_and_rerun_is_a_noop(ray_local, tmp_path):
+    store = str(tmp_path / "store")
+    plan, summary = _run(TINY_SPEC, store)
+    assert summary.exit_code == 0 and summary.stored == len(plan.trials)
+    rows = Store(store).read_rows()
+    assert sorted(rows["key"]) == sorted(plan.keys())
+    assert rows.loc[rows.stage == "eval", "top1"].between(0, 1).all()
+    assert set(rows.loc[rows.stage == "synth", "synth_s"].dropna().index) == set(rows.index[rows.stage == "synth"])
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "store" / "rows").rglob("*.parquet")}
+    _, again = _run(TINY_SPEC, store)
+    assert again.ran == 0 and again.already == len(plan.trials)
+    assert mtimes == {p: p.stat().st_mtime_ns for p in (tmp_path / "store" / "rows").rglob("*.parquet")}
+
+
+def test_failing_trial_is_stored_with_traceback_and_retried(ray_local, tmp_path):
+    marker = tmp_path / "now-it-works"
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["methods"] = {"boom": {"kind": "tests.plugin_methods:boom", "unless": str(marker)}, "random": {}}
+    store = str(tmp_path / "store")
+    plan, summary = _run(spec, store, max_failures=0)
+    assert summary.exit_code == 1
+    synth_boom = [t.key for t in plan.stage("synth") if t.config["method"]["name"] == "boom"]
+    assert summary.failed == synth_boom
+    errors = Store(store).errors_of()
+    assert set(errors) == set(synth_boom)
+    err = errors[synth_boom[0]]
+    assert "injected failure" in err["exception"] and "Traceback" in err["traceback"] and err["attempts"] == 1
+    # every trial not depending on the failure is stored; its dependants wait
+    done = {k for v in Store(store).done_keys().values() for k in v}
+    waiting = {t.key for t in plan.trials if set(t.deps) & set(synth_boom)}
+    assert done == plan.keys() - set(synth_boom) - waiting and set(summary.blocked) == waiting
+
+    from ddray.run.status import store_status
+
+    Store(store).save_spec(__import__("yaml").safe_dump(spec))
+    st = store_status(store)
+    assert st.counts["synth"]["errored"] == 1 and "injected failure" in st.errors[0]["exception"]
+
+    marker.write_text("ok")
+    _, retry = _run(spec, store, retry_errored=True)
+    assert retry.ran == 1 and retry.stored == 1 and not Store(store).errors_of()
+    _, rest = _run(spec, store)
+    assert rest.exit_code == 0 and rest.stored == len(waiting)
+
+
+def test_fractional_gpus_pack_four_trials_per_gpu(ray_local, tmp_path):
+    log = tmp_path / "log"
+    log.mkdir()
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["methods"] = {"sleepy": {"kind": "tests.plugin_methods:sleepy", "seconds": 3.0, "log": str(log)}}
+    spec["seeds"] = [0, 1, 2, 3]
+    spec["resources"] = {"synth": {"cpu": 0.5, "gpu": 0.25}, "default": {"cpu": 0.5, "gpu": 0.25}}
+    spec["arms"] = [{"arm": "syn", "labels": "hard", "aug": False}]
+    _, summary = _run(spec, str(tmp_path / "store"))
+    assert summary.exit_code == 0
+    spans = [json.loads(p.read_text()) for p in log.glob("*.json")]
+    assert len(spans) == 4 and all(s["gpus"] is not None for s in spans)
+    latest_start = max(s["start"] for s in spans)
+    earliest_end = min(s["end"] for s in spans)
+    assert latest_start < earliest_end, "the four 0.25-GPU trials did not all run at once"
