@@ -1,0 +1,99 @@
+"""`build_report`: rows in, every table of the unified benchmark report out (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ddray.report import metrics
+from ddray.report.aggregate import Settings, accuracy_table, cell_scores, per_seed, synth_table, tuning_table
+from ddray.report.frame import prepare_rows
+from ddray.report.rankings import add_intervals, kendall, rankings, seed_bootstrap
+
+
+@dataclass(frozen=True)
+class Report:
+    """All tables of one report; accuracies and scores are stored raw (fractions, score ∈ [0, 1]).
+
+    - `scores`: per (track, method, dataset, ipc, arch): L, n_seeds, mean accuracies, HLR, IOR,
+      `lrs_mean/std/of_mean/lo/hi/n/reason`, the same for `ars`, `acc_syn_lo/hi`, synth_s.
+    - `per_seed`: the inputs and scores of every (cell, seed).
+    - `accuracy`: mean ± std per (track, dataset, ipc, arch, method, arm, labels, aug); the
+      random baseline (`method` "rdm") and full data (`method` "full", ipc null) as own rows.
+    - `rankings`: ranks by LRS/ARS/accuracy, bootstrap rank intervals, λ/γ rank ranges.
+    - `kendall`: τ between the accuracy and LRS rankings per (track, dataset, ipc, arch).
+    - `tuning`: fixed vs tuned per cell with gains (empty unless both tracks are present).
+    - `synth`: time-to-synthesize per (method, dataset, ipc).
+    """
+
+    settings: Settings
+    scores: pd.DataFrame
+    per_seed: pd.DataFrame
+    accuracy: pd.DataFrame
+    rankings: pd.DataFrame
+    kendall: pd.DataFrame
+    tuning: pd.DataFrame
+    synth: pd.DataFrame
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def tracks(self) -> list[str]:
+        """Tracks present, fixed first (scores of different tracks are never mixed)."""
+        return sorted(set(self.accuracy["track"]) if len(self.accuracy) else set(), key=lambda t: (t != "fixed", t))
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Named tables in report order (what csv/json/html write)."""
+        return {
+            "scores": self.scores, "accuracy": self.accuracy, "rankings": self.rankings, "kendall": self.kendall,
+            "tuning": self.tuning, "synth": self.synth, "per_seed": self.per_seed,
+        }
+
+
+def build_report(
+    rows: pd.DataFrame,
+    lam: float = 0.5,
+    gamma: float = 0.5,
+    compat: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> Report:
+    """Aggregate trial rows (ROW_SCHEMA columns, one per trial) into a `Report`.
+
+    Same rows and arguments always give the same numbers (the bootstrap is seeded per group).
+    Raises `ddray.errors.InputError` for bad rows (missing columns, percent accuracies) or bad
+    arguments (λ, γ outside [0, 1], unknown compat mode, n_boot < 1).
+    """
+    from ddray.errors import InputError
+
+    metrics.check_weight(lam, "lambda")
+    metrics.check_weight(gamma, "gamma")
+    metrics.check_compat(compat)
+    if int(n_boot) < 1:
+        raise InputError(f"must be >= 1, got {n_boot}", path="n_boot")
+    if not 0.0 < ci < 1.0:
+        raise InputError(f"must be in (0, 1), got {ci}", path="ci")
+    settings = Settings(lam=float(lam), gamma=float(gamma), compat=compat, n_boot=int(n_boot), seed=int(seed), ci=float(ci))
+    df = prepare_rows(rows)
+    ps, warnings = per_seed(df, settings)
+    scores = cell_scores(ps, settings)
+    if len(scores):
+        boot = seed_bootstrap(ps, settings)
+        scores = add_intervals(scores, boot, settings)
+        ranks, tau = rankings(scores, ps, boot, settings), kendall(scores, boot)
+    else:
+        ranks = pd.DataFrame(columns=["track", "method", "dataset", "ipc", "arch"])
+        tau = pd.DataFrame(columns=["track", "dataset", "ipc", "arch", "n_methods", "kendall_tau"])
+    synth = synth_table(df)
+    return Report(
+        settings=settings,
+        scores=scores,
+        per_seed=ps.drop(columns=["cid"], errors="ignore"),
+        accuracy=accuracy_table(df, settings),
+        rankings=ranks,
+        kendall=tau,
+        tuning=tuning_table(scores),
+        synth=synth,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,165 @@
+"""Human-readable tables (strings) from a Report: what the terminal, Markdown and HTML show.
+
+Why one place: the three text formats must agree on units (accuracy in %, scores ×100, or the
+package's raw numbers in compat mode), on how a missing or diverged value reads ("n/a (why)",
+"diverged"; never 0) and on row order. CSV and JSON skip this and carry the raw numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ddray.report.build import Report
+
+DASH = "—"
+LABEL_ORDER = {"hard": 0, "soft": 1, "hybrid": 2}
+
+
+@dataclass(frozen=True)
+class DisplayTable:
+    """A titled table of strings, with an optional note printed under it."""
+
+    name: str
+    title: str
+    frame: pd.DataFrame
+    note: str = ""
+
+
+def _num(x: pd.Series, scale: float, digits: int) -> pd.Series:
+    v = pd.to_numeric(x, errors="coerce").astype(float) * scale
+    return pd.Series(np.where(np.isnan(v), "", np.char.mod(f"%.{digits}f", np.nan_to_num(v))), index=x.index, dtype=object)
+
+
+def mean_std(mean: pd.Series, std: pd.Series, scale: float, digits: int = 2) -> pd.Series:
+    """'m ± s' ('m' when std is NaN, e.g. one seed; '' when mean is NaN)."""
+    m, s = _num(mean, scale, digits), _num(std, scale, digits)
+    return m.where(s == "", m + " ± " + s).where(m != "", "")
+
+
+def interval(lo: pd.Series, hi: pd.Series, scale: float, digits: int = 2) -> pd.Series:
+    """'[lo, hi]' or ''."""
+    a, b = _num(lo, scale, digits), _num(hi, scale, digits)
+    return ("[" + a + ", " + b + "]").where(a != "", "")
+
+
+def int_range(lo: pd.Series, hi: pd.Series) -> pd.Series:
+    """'a' or 'a–b' for integer ranges (ranks); '' when missing."""
+    a, b = _num(lo, 1.0, 0), _num(hi, 1.0, 0)
+    return a.where(a == b, a + "–" + b).where(a != "", "")
+
+
+def _ipc(x: pd.Series) -> pd.Series:
+    v = pd.to_numeric(x, errors="coerce").astype(float)
+    return pd.Series(np.where(v.isna(), DASH, v.fillna(0).astype(int).astype(str)), index=x.index, dtype=object)
+
+
+def _score_digits(report: Report) -> int:
+    return 4 if report.settings.compat else 2
+
+
+def scores_table(report: Report, track: str) -> DisplayTable:
+    """Robust scores of one track: mean ± std over seeds, bootstrap CI, score of mean accuracies."""
+    s = report.scores[report.scores["track"] == track]
+    r = report.rankings[report.rankings["track"] == track][["method", "dataset", "ipc", "arch", "rank_lrs"]]
+    s = s.merge(r, on=["method", "dataset", "ipc", "arch"], how="left").sort_values(["dataset", "ipc", "arch", "rank_lrs", "method"])
+    sc, d = report.settings.score_scale, _score_digits(report)
+    out = pd.DataFrame({"dataset": s["dataset"], "ipc": _ipc(s["ipc"]), "arch": s["arch"], "method": s["method"],
+                        "L": s["label_setting"], "seeds": s["n_seeds"].astype(str)})
+    for key, name in (("lrs", "LRS"), ("ars", "ARS")):
+        why = s[f"{key}_reason"].fillna("")
+        out[name] = mean_std(s[f"{key}_mean"], s[f"{key}_std"], sc, d).where(s[f"{key}_mean"].notna(), why)
+        out[f"{name} 95% CI"] = interval(s[f"{key}_lo"], s[f"{key}_hi"], sc, d)
+        out[f"{name}(mean acc)"] = _num(s[f"{key}_of_mean"], sc, d)
+    out["HLR %"], out["IOR %"] = _num(s["hlr"], 100, 2), _num(s["ior"], 100, 2)
+    partial = [s[f"{k}_reason"].fillna("").where(s[f"{k}_mean"].notna(), "") for k in ("lrs", "ars")]
+    out["note"] = ("LRS " + partial[0]).where(partial[0] != "", "") + np.where(
+        (partial[0] != "") & (partial[1] != ""), "; ", "") + ("ARS " + partial[1]).where(partial[1] != "", "")
+    st = report.settings
+    unit = "raw ddranking-0.2 numbers (percent inputs)" if st.compat else "×100"
+    title = f"Robust scores — track {track} (λ = {st.lam:g}, γ = {st.gamma:g}; scores {unit})"
+    note = ("LRS/ARS: mean ± std of per-seed scores; 95% CI: seed bootstrap of that mean "
+            f"({st.n_boot} resamples, seed {st.seed}); (mean acc): score of the mean accuracies.")
+    return DisplayTable(f"scores_{track}", title, out.reset_index(drop=True), note)
+
+
+def accuracy_table(report: Report, track: str) -> DisplayTable:
+    """Accuracy (%) per method × dataset × IPC × arch, one column per (labels, aug); rdm and full as rows."""
+    a = report.accuracy[report.accuracy["track"] == track].copy()
+    text = mean_std(a["acc_mean"], a["acc_std"], 100.0)
+    div = a["n_diverged"].astype(int)
+    text = text.where(a["n_seeds"] > 0, np.where(div > 0, "diverged", "n/a"))
+    text = text.where((div == 0) | (a["n_seeds"] == 0), text + " (" + div.astype(str) + " diverged)")
+    a["value"] = text
+    a["setting"] = a["labels"].astype(str) + np.where(a["aug"], " / aug on", " / aug off")
+    a["ipc_s"] = _ipc(a["ipc"])
+    # Several protocols/teachers for one setting: name them in the column instead of merging.
+    dup = a.groupby(["dataset", "arch", "ipc_s", "method", "setting"])["setting"].transform("size") > 1
+    which = " [" + a["protocol"].astype(object).fillna("-").astype(str) + ", " + a["teacher"].astype(object).fillna("no teacher").astype(str) + "]"
+    a["setting"] = a["setting"].where(~dup, a["setting"] + which)
+    order = {"full": 0, "rdm": 1}
+    a["o"] = a["method"].map(order).fillna(2)
+    a = a.sort_values(["dataset", "arch", "ipc", "o", "method"], na_position="first")
+    wide = a.pivot_table(index=["dataset", "arch", "ipc_s", "o", "method"], columns="setting", values="value",
+                         aggfunc="first", sort=False).reset_index()
+    wide = wide.drop(columns="o").rename(columns={"ipc_s": "ipc"}).fillna("")
+    wide.columns.name = None
+    settings = sorted(wide.columns[4:], key=lambda c: (LABEL_ORDER.get(c.split(" / ")[0], 9), c.split(" / ")[0], "off" in c))
+    wide = wide[list(wide.columns[:4]) + settings]
+    return DisplayTable(f"accuracy_{track}", f"Accuracy % (mean ± std over seeds) — track {track}", wide,
+                        "rdm: class-balanced random real subset of the same IPC; full: whole train split (ipc —).")
+
+
+def rankings_table(report: Report, track: str) -> DisplayTable:
+    """Ranks with their bootstrap interval and their range over λ / γ."""
+    r = report.rankings[report.rankings["track"] == track]
+    out = pd.DataFrame({"dataset": r["dataset"], "ipc": _ipc(r["ipc"]), "arch": r["arch"], "method": r["method"]})
+    for key, name, weight in (("lrs", "LRS", "lambda"), ("ars", "ARS", "gamma"), ("acc", "Acc", None)):
+        out[f"{name} rank"] = _num(r[f"rank_{key}"], 1.0, 0)
+        out[f"{name} boot 95%"] = int_range(r[f"rank_{key}_lo"], r[f"rank_{key}_hi"])
+        if weight:
+            out[f"{name} over {'λ' if weight == 'lambda' else 'γ'}"] = int_range(r[f"rank_{key}_{weight}_min"], r[f"rank_{key}_{weight}_max"])
+    return DisplayTable(f"rankings_{track}", f"Rankings — track {track}", out.reset_index(drop=True),
+                        "boot 95%: 2.5–97.5 percentile of the rank over seed resamples; over λ/γ: min–max rank for weights in {0, .25, .5, .75, 1}.")
+
+
+def kendall_table(report: Report, track: str) -> DisplayTable:
+    """Kendall τ-b between accuracy and LRS rankings."""
+    k = report.kendall[report.kendall["track"] == track]
+    out = pd.DataFrame({"dataset": k["dataset"], "ipc": _ipc(k["ipc"]), "arch": k["arch"],
+                        "methods": k["n_methods"].astype(str), "Kendall τ (Acc vs LRS)": _num(k["kendall_tau"], 1.0, 3)})
+    return DisplayTable(f"kendall_{track}", f"Accuracy vs LRS ranking agreement — track {track}", out.reset_index(drop=True))
+
+
+def tuning_table(report: Report) -> DisplayTable:
+    """Fixed vs tuned track side by side with the gain from tuning."""
+    t = report.tuning
+    sc, d = report.settings.score_scale, _score_digits(report)
+    out = pd.DataFrame({"method": t["method"], "dataset": t["dataset"], "ipc": _ipc(t["ipc"]), "arch": t["arch"]})
+    for col, name, scale, digits in (("acc_syn", "Acc %", 100.0, 2), ("lrs_mean", "LRS", sc, d), ("ars_mean", "ARS", sc, d)):
+        out[f"{name} fixed"] = _num(t[f"{col}_fixed"], scale, digits)
+        out[f"{name} tuned"] = _num(t[f"{col}_tuned"], scale, digits)
+        out[f"{name} gain"] = _num(t[f"{col}_gain"], scale, digits)
+    return DisplayTable("tuning", "Gain from tuning (tuned − fixed)", out.reset_index(drop=True))
+
+
+def synth_table(report: Report) -> DisplayTable:
+    """Median time-to-synthesize per (method, dataset, ipc)."""
+    s = report.synth
+    out = pd.DataFrame({"method": s["method"], "dataset": s["dataset"], "ipc": _ipc(s["ipc"]),
+                        "synth s (median)": _num(s["synth_s"], 1.0, 1), "device": s["synth_device"].fillna("")})
+    return DisplayTable("synth", "Time to synthesize", out.reset_index(drop=True))
+
+
+def display_tables(report: Report) -> list[DisplayTable]:
+    """Every human-readable table in report order (tracks side by side: fixed first)."""
+    tables: list[DisplayTable] = []
+    for builder in (scores_table, accuracy_table, rankings_table, kendall_table):
+        tables += [builder(report, t) for t in report.tracks]
+    if len(report.tuning):
+        tables.append(tuning_table(report))
+    if len(report.synth):
+        tables.append(synth_table(report))
+    return [t for t in tables if len(t.frame)]

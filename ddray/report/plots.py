@@ -1,0 +1,120 @@
+"""Report figures (matplotlib, Agg backend: no display needed, safe in workers and CI).
+
+Three views: accuracy against time-to-synthesize (is the expensive method worth it?), LRS/ARS
+bars with their bootstrap intervals (is the gap bigger than the seed noise?), and syn against
+rdm accuracy (how far above a random subset each method really is).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ddray.report.build import Report  # noqa: E402
+
+MARKERS = "osD^v<>pPX*h"
+
+
+def _slug(*parts: object) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(str(p) for p in parts)).strip("-")
+
+
+def _save(fig: plt.Figure, out_dir: Path, name: str) -> Path:
+    path = out_dir / f"{name}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _primary(report: Report) -> pd.DataFrame:
+    """Scores of the fixed track (or the only one): time plots are about the methods, not tuning."""
+    tracks = report.tracks
+    return report.scores[report.scores["track"] == tracks[0]] if tracks else report.scores
+
+
+def plot_time_vs_accuracy(report: Report, out_dir: Path) -> list[Path]:
+    """Acc(syn, L) against median time-to-synthesize, log time axis, one figure per (dataset, IPC)."""
+    s = _primary(report).merge(report.synth[["method", "dataset", "ipc", "synth_s"]].rename(columns={"synth_s": "t"}),
+                               on=["method", "dataset", "ipc"], how="left")
+    s["t"] = s["t"].fillna(s["synth_s"])
+    s = s[s["t"].notna() & (s["t"] > 0) & s["acc_syn"].notna()]
+    paths = []
+    for (dataset, ipc), sub in s.groupby(["dataset", "ipc"], sort=True):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        archs = sorted(sub["arch"].unique())
+        for i, (method, ms) in enumerate(sub.groupby("method", sort=True)):
+            color = f"C{i % 10}"
+            for arch, a in ms.groupby("arch"):
+                ax.scatter(a["t"], a["acc_syn"] * 100, color=color, marker=MARKERS[archs.index(arch) % len(MARKERS)],
+                           label=f"{method} ({arch})" if len(archs) > 1 else method)
+        ax.set_xscale("log")
+        ax.set_xlabel("time to synthesize (s, log)")
+        ax.set_ylabel("accuracy % (syn, method's labels)")
+        ax.set_title(f"{dataset}, IPC {ipc}")
+        ax.legend(fontsize=7, loc="best")
+        paths.append(_save(fig, out_dir, _slug("time_vs_acc", dataset, f"ipc{ipc}")))
+    return paths
+
+
+def plot_scores(report: Report, out_dir: Path) -> list[Path]:
+    """LRS and ARS bars per method (one bar per arch) with bootstrap 95% error bars."""
+    scale = report.settings.score_scale
+    paths = []
+    for (track, dataset, ipc), sub in report.scores.groupby(["track", "dataset", "ipc"], sort=True):
+        methods = sorted(sub["method"].unique())
+        archs = sorted(sub["arch"].unique())
+        width = 0.8 / len(archs)
+        fig, axes = plt.subplots(1, 2, figsize=(max(6, 1.2 * len(methods) + 2), 4))
+        for ax, key in zip(axes, ("lrs", "ars")):
+            for j, arch in enumerate(archs):
+                a = sub[sub["arch"] == arch].set_index("method").reindex(methods)
+                mean = a[f"{key}_mean"].to_numpy(float) * scale
+                err = np.vstack([mean - a[f"{key}_lo"].to_numpy(float) * scale, a[f"{key}_hi"].to_numpy(float) * scale - mean])
+                x = np.arange(len(methods)) + (j - (len(archs) - 1) / 2) * width
+                ax.bar(x, np.nan_to_num(mean), width, yerr=np.nan_to_num(np.abs(err)), capsize=3, label=arch, color=f"C{j % 10}")
+                for xi, m in zip(x, mean):
+                    if np.isnan(m):
+                        ax.annotate("n/a", (xi, 0), ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right")
+            ax.set_title(f"{key.upper()} ({'raw' if report.settings.compat else '×100'})")
+            if len(archs) > 1:
+                ax.legend(fontsize=7)
+        fig.suptitle(f"{dataset}, IPC {ipc}, track {track}")
+        paths.append(_save(fig, out_dir, _slug("scores", track, dataset, f"ipc{ipc}")))
+    return paths
+
+
+def plot_syn_vs_rdm(report: Report, out_dir: Path) -> list[Path]:
+    """Acc(syn, L) against Acc(rdm, L) per (track, dataset); the diagonal is 'no better than random'."""
+    s = report.scores[report.scores["acc_syn"].notna() & report.scores["acc_rdm"].notna()]
+    paths = []
+    for (track, dataset), sub in s.groupby(["track", "dataset"], sort=True):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for i, (method, ms) in enumerate(sub.groupby("method", sort=True)):
+            ax.scatter(ms["acc_rdm"] * 100, ms["acc_syn"] * 100, color=f"C{i % 10}", label=method)
+        lo = float(min(sub["acc_rdm"].min(), sub["acc_syn"].min()) * 100)
+        hi = float(max(sub["acc_rdm"].max(), sub["acc_syn"].max()) * 100)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="syn = rdm")
+        ax.set_xlabel("rdm accuracy %")
+        ax.set_ylabel("syn accuracy %")
+        ax.set_title(f"{dataset}, track {track} (all IPC / arch)")
+        ax.legend(fontsize=7)
+        paths.append(_save(fig, out_dir, _slug("syn_vs_rdm", track, dataset)))
+    return paths
+
+
+def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
+    """Write every figure as PNG under out_dir; returns their paths (none for an empty report)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if report.scores.empty:
+        return []
+    return plot_time_vs_accuracy(report, out) + plot_scores(report, out) + plot_syn_vs_rdm(report, out)

@@ -1,0 +1,164 @@
+"""Report output: terminal (rich), Markdown, CSV, JSON and one self-contained HTML page.
+
+`render` returns a string for stdout; `write_report` writes every format plus the PNG figures
+into a folder. Text formats show the display tables (units, n/a reasons); CSV and JSON carry the
+raw numbers (fractions, scores in [0, 1] or the compat mode's raw values) for other tools.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from ddray.errors import InputError
+from ddray.report.build import Report, build_report
+from ddray.report.display import DisplayTable, display_tables
+from ddray.report.html import html_page
+from ddray.report.plots import write_plots
+
+FORMATS = ("table", "md", "csv", "json", "html")
+
+
+def _as_report(report: Report | pd.DataFrame, build_kwargs: dict[str, Any]) -> Report:
+    """Accept a Report, or rows to build one with the given build_report arguments."""
+    return report if isinstance(report, Report) else build_report(report, **build_kwargs)
+
+
+def _header(report: Report) -> list[str]:
+    st = report.settings
+    lines = [f"λ = {st.lam:g}, γ = {st.gamma:g}, bootstrap {st.n_boot} resamples (seed {st.seed}), {st.ci:.0%} intervals"]
+    if st.compat:
+        lines.append(f"compat {st.compat}: percentages fed into the exponentials, as the package does; "
+                     "scores are its raw numbers (≈ −0.1565 whenever e^α underflows), not comparable to ddray's.")
+    return lines + [f"warning: {w}" for w in report.warnings]
+
+
+def rich_tables(report: Report) -> list[Table]:
+    """rich Tables, for a CLI that prints them in colour."""
+    out = []
+    for t in display_tables(report):
+        table = Table(title=t.title, caption=t.note or None, show_lines=False)
+        for col in t.frame.columns:
+            table.add_column(str(col), overflow="fold")
+        for row in t.frame.itertuples(index=False):
+            table.add_row(*[str(v) for v in row])
+        out.append(table)
+    return out
+
+
+def render_table(report: Report, width: int = 220) -> str:
+    """Plain-text terminal rendering of every display table."""
+    console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
+    for line in _header(report):
+        console.print(line, markup=False)
+    if report.scores.empty and report.accuracy.empty:
+        console.print("no rows to report", markup=False)
+    for table in rich_tables(report):
+        console.print(table)
+    return console.export_text()
+
+
+def _md_cell(v: object) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(t: DisplayTable) -> str:
+    """One GitHub-flavoured Markdown table with its title and note."""
+    cols = [str(c) for c in t.frame.columns]
+    lines = [f"## {t.title}", "", "| " + " | ".join(map(_md_cell, cols)) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in t.frame.itertuples(index=False)]
+    if t.note:
+        lines += ["", f"_{t.note}_"]
+    return "\n".join(lines) + "\n"
+
+
+def render_md(report: Report) -> str:
+    """The whole report as Markdown."""
+    parts = ["# ddray benchmark report", ""] + [f"- {line}" for line in _header(report)] + [""]
+    parts += [markdown_table(t) for t in display_tables(report)] or ["no rows to report\n"]
+    return "\n".join(parts)
+
+
+def render_csv(report: Report, table: str = "scores") -> str:
+    """One raw table as CSV (scores by default; see Report.tables for the names)."""
+    tables = report.tables()
+    if table not in tables:
+        raise InputError(f"unknown table '{table}'; known: {', '.join(tables)}", path="table")
+    return tables[table].to_csv(index=False)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records", double_precision=10, date_format="iso")) if len(frame) else []
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The raw tables and settings as a JSON-ready dict (NaN becomes null)."""
+    st = report.settings
+    return {
+        "settings": {"lambda": st.lam, "gamma": st.gamma, "compat": st.compat, "n_boot": st.n_boot, "seed": st.seed,
+                     "ci": st.ci, "units": "accuracies are fractions in [0, 1]; scores are raw (display ×100 unless compat)"},
+        "warnings": list(report.warnings),
+        "tables": {name: _records(frame) for name, frame in report.tables().items()},
+    }
+
+
+def render_html(report: Report, images: list[Path] | None = None) -> str:
+    """Self-contained HTML; figures are drawn into a temporary folder when not given."""
+    if images is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return html_page(_header(report), display_tables(report), write_plots(report, tmp))
+    return html_page(_header(report), display_tables(report), images)
+
+
+def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "scores", **build_kwargs: Any) -> str:
+    """The report as text in `fmt` (table, md, csv, json, html) for stdout.
+
+    `report` may be a Report or the rows themselves (then built with `build_kwargs`: lam, gamma,
+    compat, n_boot, seed). `table` picks the raw table for csv.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format '{fmt}'; known: {', '.join(FORMATS)}", path="format")
+    rep = _as_report(report, build_kwargs)
+    if fmt == "table":
+        return render_table(rep)
+    if fmt == "md":
+        return render_md(rep)
+    if fmt == "csv":
+        return render_csv(rep, table)
+    if fmt == "json":
+        return json.dumps(report_json(rep), indent=1, ensure_ascii=False)
+    return render_html(rep)
+
+
+def write_report(report: Report | pd.DataFrame, out_dir: str | Path, **build_kwargs: Any) -> list[Path]:
+    """Write report.txt, report.md, report.json, <table>.csv, figures/*.png and report.html.
+
+    `report.html` embeds the tables and the PNGs (base64), so it is one file to send around.
+    Returns every path written.
+    """
+    rep = _as_report(report, build_kwargs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def put(name: str, text: str) -> None:
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+
+    put("report.txt", render_table(rep))
+    put("report.md", render_md(rep))
+    put("report.json", json.dumps(report_json(rep), indent=1, ensure_ascii=False))
+    for name, frame in rep.tables().items():
+        put(f"{name}.csv", frame.to_csv(index=False))
+    images = write_plots(rep, out / "figures")
+    written += images
+    put("report.html", html_page(_header(rep), display_tables(rep), images))
+    return written
