@@ -5,6 +5,11 @@ the fallback columns), Acc(full, hard) comes from the full-data row of (dataset,
 and a method's label setting L is the non-hard label among its syn rows. Every accuracy a score
 needs carries a state (ok / diverged / missing) so a score that cannot be computed says why,
 instead of turning into a zero. All of it is pandas groupby/merge and numpy: no per-row Python.
+
+LRS uses one augmentation setting per cell, its *primary* one: aug on when the cell has any
+aug-on syn rows (the protocol as configured), else off. ARS uses both and says which is missing.
+Several syn rows for one (cell, seed, labels, aug) (different protocols or teachers) are averaged,
+with a warning in the report.
 """
 
 from __future__ import annotations

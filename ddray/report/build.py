@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ddray.errors import InputError
 from ddray.report import metrics
 from ddray.report.aggregate import Settings, accuracy_table, cell_scores, per_seed, synth_table, tuning_table
 from ddray.report.frame import prepare_rows
@@ -65,8 +66,6 @@ def build_report(
     Raises `ddray.errors.InputError` for bad rows (missing columns, percent accuracies) or bad
     arguments (λ, γ outside [0, 1], unknown compat mode, n_boot < 1).
     """
-    from ddray.errors import InputError
-
     metrics.check_weight(lam, "lambda")
     metrics.check_weight(gamma, "gamma")
     metrics.check_compat(compat)

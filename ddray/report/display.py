@@ -78,8 +78,8 @@ def scores_table(report: Report, track: str) -> DisplayTable:
     out["note"] = ("LRS " + partial[0]).where(partial[0] != "", "") + np.where(
         (partial[0] != "") & (partial[1] != ""), "; ", "") + ("ARS " + partial[1]).where(partial[1] != "", "")
     st = report.settings
-    unit = "raw ddranking-0.2 numbers (percent inputs)" if st.compat else "×100"
-    title = f"Robust scores — track {track} (λ = {st.lam:g}, γ = {st.gamma:g}; scores {unit})"
+    unit = "raw ddranking-0.2 numbers, percent inputs" if st.compat else "×100"
+    title = f"Robust scores — track {track} (λ = {st.lam:g}, γ = {st.gamma:g}; scores: {unit})"
     note = ("LRS/ARS: mean ± std of per-seed scores; 95% CI: seed bootstrap of that mean "
             f"({st.n_boot} resamples, seed {st.seed}); (mean acc): score of the mean accuracies.")
     return DisplayTable(f"scores_{track}", title, out.reset_index(drop=True), note)

@@ -28,7 +28,11 @@ FORMATS = ("table", "md", "csv", "json", "html")
 
 def _as_report(report: Report | pd.DataFrame, build_kwargs: dict[str, Any]) -> Report:
     """Accept a Report, or rows to build one with the given build_report arguments."""
-    return report if isinstance(report, Report) else build_report(report, **build_kwargs)
+    if isinstance(report, Report):
+        if build_kwargs:
+            raise TypeError(f"{', '.join(build_kwargs)}: build arguments apply to rows, not to a built Report")
+        return report
+    return build_report(report, **build_kwargs)
 
 
 def _header(report: Report) -> list[str]:
