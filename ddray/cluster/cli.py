@@ -42,6 +42,11 @@ def validate_cmd(
     """Check launcher YAMLs and KubeRay manifests offline; exit 2 listing every problem."""
     from ddray.cluster.validate import check_cluster_file
 
+    missing = [str(p) for p in [*(files or []), *(crd or [])] if not p.exists()]
+    if missing:
+        for m in missing:
+            typer.echo(f"{m}: no such file", err=True)
+        raise typer.Exit(2)
     paths = list(files) if files else default_cluster_files()
     if not paths:
         typer.echo("cluster validate: no cluster files given and no cluster/ folder found", err=True)
@@ -119,6 +124,8 @@ def local_status() -> None:
     workers = [n for n in nodes if not n.is_head]
     typer.echo(f"address {cluster.address}: {len(workers)} worker node(s)")
     for n in sorted(nodes, key=lambda n: (not n.is_head, n.node_id)):
-        res = ", ".join(f"{k} {v:g}" for k, v in sorted(n.resources.items())
-                        if k in ("CPU", "GPU") or not k.startswith(("node:", "object_store", "memory")))
+        extra = {k: v for k, v in n.resources.items()
+                 if k not in ("CPU", "GPU") and not k.startswith(("node:", "object_store", "memory"))}
+        shown = {"CPU": n.resources.get("CPU", 0), "GPU": n.resources.get("GPU", 0), **extra}
+        res = ", ".join(f"{k} {v:g}" for k, v in shown.items())
         typer.echo(f"  {'head  ' if n.is_head else 'worker'} {n.node_id[-8:]}  {res}")

@@ -7,9 +7,10 @@ provider starts worker "nodes" as extra raylets on this machine, each advertisin
 
 How (Ray 2.60 facts): `ray.cluster_utils.AutoscalingCluster` is broken (its `example.yaml` is
 not in the wheel) and `ray stop --force` kills every Ray process of the machine. So the head is
-started here as `RAY_FAKE_CLUSTER=1 ray start --head --block` in a new session: every Ray process
-of this cluster (GCS, raylets of the fake nodes, workers) shares that process group, and
-`stop()` ends exactly that group. The provider reads the config file raw (no defaults are filled
+started here as `RAY_FAKE_CLUSTER=1 ray start --head --block` in a new session with a marker
+variable in its environment: the GCS, the autoscaler and the fake nodes' raylets share that
+process group, the workers (each in a group of its own) inherit the marker, and `stop()` ends
+exactly those processes, by id. The provider reads the config file raw (no defaults are filled
 in), so the config carries every field, and `provider.gcs_address` points the fake nodes at this
 head's port instead of 6379.
 """
@@ -239,10 +240,11 @@ def start_local_cluster(
         f"--autoscaling-config={config_path}",
         "--disable-usage-stats",
     ]
-    marker = f"{MARKER_VAR}={uuid.uuid4().hex}"
+    cluster_id = uuid.uuid4().hex
+    marker = f"{MARKER_VAR}={cluster_id}"  # as it appears in /proc/PID/environ
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
-    env[MARKER_VAR] = marker.split("=", 1)[1]
+    env[MARKER_VAR] = cluster_id
     # The fake provider refuses to run without RAY_FAKE_CLUSTER; a 1 s autoscaler loop makes
     # scale-up and idle release follow the demand within seconds instead of 5 s rounds.
     env.update({"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
