@@ -190,6 +190,10 @@ def test_crd_from_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_unknown_file_kind_and_bad_yaml(tmp_path: Path):
     (tmp_path / "x.yaml").write_text("hello: world\n")
     assert "not a cluster file" in validate_cluster_file(tmp_path / "x.yaml")[0]
+    (tmp_path / "z.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n"
+                                     + (CLUSTER / "kuberay/raycluster.yaml").read_text())
+    check = check_cluster_file(tmp_path / "z.yaml")
+    assert check.problems == [] and any("kind ConfigMap" in n for n in check.notes)
     (tmp_path / "y.yaml").write_text("a: [\n")
     assert "not valid YAML" in validate_cluster_file(tmp_path / "y.yaml")[0]
 

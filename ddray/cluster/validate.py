@@ -76,6 +76,9 @@ def check_cluster_file(path: str | os.PathLike[str],
             out.problems.append(f"{where}: expected a mapping, got {type(doc).__name__}")
         elif doc.get("kind") in KUBERAY_KINDS:
             _check_kuberay(doc, where, crd_dir, out)
+        elif isinstance(doc.get("kind"), str) and "apiVersion" in doc:
+            # Other Kubernetes objects beside the Ray ones (ConfigMap, ServiceAccount, ...).
+            out.notes.append(f"{where}: kind {doc['kind']} is not a Ray resource: not checked")
         elif "provider" in doc or "cluster_name" in doc:
             out.problems += [f"{where}: {p}" for p in launcher_problems(doc)]
         else:
@@ -135,7 +138,8 @@ def _ray_semantic_problems(config: dict[str, Any]) -> list[str]:
     except Exception as e:  # noqa: BLE001 - any Ray failure on a config is a config problem
         msg = str(e).strip("'\"") or type(e).__name__
         # Ray's messages name no path; attach the field they are about.
-        field_ = next((f for f in ("head_node_type", "max_workers", "docker") if f in msg), None)
+        field_ = "provider.type" if "node provider" in msg else next(
+            (f for f in ("head_node_type", "max_workers", "docker") if f in msg), None)
         return [f"{field_ or '(top level)'}: {msg}"]
     finally:
         quiet.setLevel(level)
