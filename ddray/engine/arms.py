@@ -1,0 +1,78 @@
+"""The training sets of the arms: `rdm` (class-balanced random real subset), `full`, and the
+held-out validation split used to search the learning rate.
+
+Index draws happen on the CPU from a generator seeded by the trial seed, so the same seed picks
+the same images on every machine, and the rdm subset of a trial never depends on the method.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ddray.data import RealData
+from ddray.errors import InputError
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def random_subset(y: Tensor, num_classes: int, ipc: int, seed: int) -> Tensor:
+    """`ipc` indices of each class, class-major (all of class 0, then class 1, ...).
+
+    Raises InputError when a class has fewer than `ipc` examples.
+    """
+    if ipc < 1:
+        raise InputError(f"ipc must be >= 1, got {ipc}", "ipc")
+    y = y.detach().cpu()
+    gen = _gen(seed)
+    picks = []
+    for c in range(num_classes):
+        idx = torch.nonzero(y == c, as_tuple=True)[0]
+        if idx.numel() < ipc:
+            raise InputError(f"class {c} has {idx.numel()} training examples, fewer than ipc={ipc}", "ipc")
+        picks.append(idx[torch.randperm(idx.numel(), generator=gen)[:ipc]])
+    return torch.cat(picks).long()
+
+
+def holdout_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(kept, held-out) indices of the real train split, stratified by class, both sorted.
+
+    Each class gives round(fraction · n_c) examples (at least one, never all) to the held-out part,
+    so every class is validated and every class can still be trained on.
+    """
+    if not 0 < fraction < 1:
+        raise InputError(f"fraction must be in (0, 1), got {fraction}", "val_fraction")
+    y = y.detach().cpu()
+    gen = _gen(seed)
+    held = []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c, as_tuple=True)[0]
+        n = idx.numel()
+        k = min(max(1, round(fraction * n)), n - 1) if n > 1 else 0
+        held.append(idx[torch.randperm(n, generator=gen)[:k]])
+    val = torch.sort(torch.cat(held))[0]
+    mask = torch.ones(y.numel(), dtype=torch.bool)
+    mask[val] = False
+    return torch.nonzero(mask, as_tuple=True)[0], val
+
+
+def rdm_arm(data: RealData, ipc: int, seed: int, pool: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(x, y) of the rdm arm: a random class-balanced subset of the train split (or of `pool` indices)."""
+    base = torch.arange(data.train_y.numel()) if pool is None else pool
+    idx = base[random_subset(data.train_y[base], data.num_classes, ipc, seed)]
+    return data.train_x[idx], data.train_y[idx]
+
+
+def full_arm(data: RealData, pool: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(x, y) of the full arm: the whole train split (or the `pool` indices of it)."""
+    if pool is None:
+        return data.train_x, data.train_y
+    return data.train_x[pool], data.train_y[pool]
+
+
+def validation_split(data: RealData, fraction: float, seed: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """(pool indices, (val_x, val_y)): what an lr search validates on, and what rdm may draw from."""
+    pool, val = holdout_split(data.train_y, fraction, seed)
+    return pool, (data.train_x[val], data.train_y[val])

@@ -1,0 +1,356 @@
+"""The post-evaluation loop: train a fresh student on a training set, report its test accuracy.
+
+One call is one trial's training. The training set is one tensor on the device; every epoch draws a
+permutation from a seeded CPU generator and batches are index slices of it (no DataLoader, no
+per-sample Python). Augmentation parameters come from a second seeded generator, model init from
+`torch.manual_seed(seed)`, so the same call on the same machine gives the same numbers, and a
+run resumed from a checkpoint continues bit-exactly (the generators' states are in the checkpoint).
+
+Label settings (the arm's `labels`, which may differ from the protocol's own):
+- hard: cross-entropy on class ids (CutMix/Mixup mix the targets). (N, K) logits are reduced to
+  their argmax class.
+- soft / hybrid with teachers: the teacher(s) label the *same* augmented batch every step;
+  the protocol's loss (kl, sce, mse_gt; `ce` means sce) compares student and teacher logits.
+- soft / hybrid without a teacher: the set's fixed (N, K) logits are the targets (mixed like
+  hard labels under CutMix/Mixup).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ddray.data import RealData
+from ddray.errors import InputError
+from ddray.models import build_model
+from ddray.protocols import Protocol
+
+from .augment import AugmentFn, AugOut, build_augment
+from .checkpoint import Checkpointer, to_cpu
+from .evaluate import Scores, autocast, evaluate
+from .labels import prepare_teachers, teacher_logits
+from .losses import ce, mixed, soft_loss
+from .schedules import lr_factor, step_index
+from .validate import validate_training_set
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+_AUG_SEED_OFFSET = 0x5EED  # the augmentation generator's seed is seed + this: order and augment differ
+
+
+@dataclass
+class TrainResult:
+    """What one training call produced. Accuracies are fractions in [0, 1]; None when diverged."""
+
+    top1: float | None
+    top5: float | None
+    loss: float | None  # mean training loss of the last epoch run
+    epochs_run: int
+    status: str  # "ok" | "diverged"
+    lr: float
+    model: nn.Module | None = field(default=None, repr=False)
+    test_loss: float | None = None
+    best_epoch: int | None = None  # epoch whose test accuracy is reported
+    val_top1: float | None = None  # validation accuracy of the chosen lr (lr search only)
+    search: dict[float, float | None] | None = None  # lr -> validation top-1 (None: diverged)
+
+
+def make_optimizer(name: str, params: Any, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer '{name}'")
+
+
+class _Targets:
+    """Turns a batch (indices, augmented images) into the loss, for one label setting."""
+
+    def __init__(self, y: Tensor, labels: str, protocol: Protocol, teachers: Sequence[nn.Module]):
+        self.teachers = list(teachers)
+        self.hybrid = labels == "hybrid"
+        if labels == "hard":
+            self.mode = "hard"
+            self.y = y.argmax(dim=1) if y.dim() == 2 else y
+            return
+        self.loss = soft_loss(protocol.loss, temperature=protocol.temperature, kl_t2=protocol.kl_t2,
+                              mse_gamma=protocol.mse_gamma)
+        if self.teachers:
+            self.mode = "teacher"
+            self.y = y  # class ids (the mse_gt CE term uses them) or fixed logits (unused)
+        elif y.dim() == 2:
+            self.mode = "fixed"
+            self.y = y.float()
+        else:
+            raise InputError(f"labels '{labels}' need a teacher or (N, K) soft labels; got class ids and no teacher",
+                             "labels")
+
+    def __call__(self, s: Tensor, idx: Tensor, out: AugOut, t: Tensor | None) -> Tensor:
+        yb = self.y[idx]
+        if self.mode == "hard":
+            return mixed(lambda yy: ce(s, yy), out.perm, out.lam, yb)
+        if self.mode == "teacher":
+            assert t is not None
+            hard = yb if yb.dim() == 1 else None
+            if hard is not None and out.mixed:  # only mse_gt reads it; mix its CE term like hard labels
+                return mixed(lambda hh: self.loss(s, t, hh), out.perm, out.lam, hard)
+            return self.loss(s, t, hard)
+        return mixed(lambda tt: self.loss(s, tt, None), out.perm, out.lam, yb)
+
+    def teacher_batch(self, xa: Tensor) -> Tensor | None:
+        return teacher_logits(self.teachers, xa, self.hybrid) if self.mode == "teacher" else None
+
+
+class _Run:
+    """One training run at one learning rate; its whole state fits in `state_dict()`."""
+
+    def __init__(self, x: Tensor, y: Tensor, data: RealData, arch: str, protocol: Protocol, *,
+                 targets: _Targets, augment: AugmentFn | None, seed: int, device: torch.device, lr: float,
+                 test: tuple[Tensor, Tensor]):
+        self.test_set = test
+        self.x, self.data, self.arch, self.p = x, data, arch, protocol
+        self.targets, self.augment, self.device, self.lr0 = targets, augment, device, lr
+        self.cuda = device.type == "cuda"
+        self.channels_last = protocol.channels_last and self.cuda
+        torch.manual_seed(seed)
+        c, h, _ = data.image_shape
+        self.model = build_model(arch, c, data.num_classes, h).to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model) if protocol.ema else None
+        self.order_gen = torch.Generator().manual_seed(seed)
+        self.aug_gen = torch.Generator().manual_seed(seed + _AUG_SEED_OFFSET)
+        self.batch = min(protocol.batch_size, int(x.shape[0]))
+        self.zeta = protocol.zeta_for(arch)
+        self.opt_step = 0
+        self.opt = self._new_optimizer()
+        self.epoch = 0
+        self.best: dict[str, Any] | None = None  # {"epoch", "top1", "top5", "loss"}
+        self.last_loss: float | None = None
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        p = self.p
+        return make_optimizer(p.optimizer, self.model.parameters(), self.lr0, p.momentum, p.weight_decay)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.model
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "opt_step": self.opt_step, "ema": self.ema.state_dict() if self.ema is not None else None,
+            "order_gen": self.order_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.cuda else None,
+            "best": self.best, "last_loss": self.last_loss, "lr0": self.lr0,
+        }
+        return to_cpu(state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt_step = int(state["opt_step"])
+        self.opt = self._new_optimizer()
+        self.opt.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.order_gen.set_state(state["order_gen"])
+        self.aug_gen.set_state(state["aug_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.epoch = int(state["epoch"])
+        self.best = state["best"]
+        self.last_loss = state["last_loss"]
+
+    # ------------------------------------------------------------ training
+    def _set_lr(self, epoch: int) -> float:
+        p = self.p
+        if p.fresh_optimizer_at_step and p.schedule == "step":
+            k = step_index(epoch, p.epochs, p.step_at)
+            if k != self.opt_step:  # DC's evaluation: a new optimizer (no momentum) at each step
+                self.opt_step = k
+                self.opt = self._new_optimizer()
+        lr = self.lr0 * lr_factor(p.schedule, epoch, p.epochs, zeta=self.zeta, step_at=p.step_at,
+                                  step_gamma=p.step_gamma)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def _update_ema(self) -> None:
+        assert self.ema is not None and self.p.ema is not None
+        w = 1.0 - self.p.ema
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm, w)
+            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
+                be.copy_(bm)
+
+    def train_epoch(self) -> float:
+        """One epoch; returns the mean loss (one host sync per epoch, not per step)."""
+        n, b = int(self.x.shape[0]), self.batch
+        perm = torch.randperm(n, generator=self.order_gen).to(self.device)
+        self.model.train()
+        total = torch.zeros((), device=self.device, dtype=torch.float32)
+        steps = math.ceil(n / b)
+        for i in range(steps):
+            idx = perm[i * b:(i + 1) * b]
+            xb = self.x[idx]
+            out = self.augment(xb, self.aug_gen) if self.augment is not None else AugOut(xb)
+            xa = out.x.contiguous(memory_format=torch.channels_last) if self.channels_last else out.x
+            with autocast(self.device, self.p.amp):
+                t = self.targets.teacher_batch(xa)
+                s = self.model(xa)
+            loss = self.targets(s, idx, out, t)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            if self.ema is not None:
+                self._update_ema()
+            total += loss.detach().float()
+        return float(total.item()) / steps
+
+    def test(self, x: Tensor, y: Tensor) -> Scores:
+        return evaluate(self.eval_model, x, y, self.device, amp=self.p.amp, channels_last=self.channels_last)
+
+
+def _evaluate_now(p: Protocol, epoch: int) -> bool:
+    """`best` evaluates every eval_every epochs and at the last epoch; `last` only at the end."""
+    if epoch == p.epochs:
+        return True
+    return p.checkpoint == "best" and p.eval_every is not None and epoch % p.eval_every == 0
+
+
+def _run_to_end(run: _Run, *, checkpointer: Checkpointer | None, on_epoch: EpochCallback | None,
+                save: Callable[[dict[str, Any]], None]) -> str:
+    """Train from `run.epoch` to the protocol's last epoch; returns "ok" or "diverged"."""
+    p = run.p
+    while run.epoch < p.epochs:
+        lr = run._set_lr(run.epoch)
+        loss = run.train_epoch()
+        run.epoch += 1
+        run.last_loss = loss
+        if not math.isfinite(loss):
+            return "diverged"
+        metrics: dict[str, Any] = {"loss": loss, "lr": lr, "lr0": run.lr0}
+        if _evaluate_now(p, run.epoch):
+            sc = run.test(*run.test_set)
+            metrics.update(top1=sc.top1, top5=sc.top5, test_loss=sc.loss)
+            is_last = run.epoch == p.epochs
+            if p.checkpoint == "last" and is_last or (
+                p.checkpoint == "best" and (run.best is None or sc.top1 > run.best["top1"])
+            ):
+                run.best = {"epoch": run.epoch, "top1": sc.top1, "top5": sc.top5, "loss": sc.loss}
+        if on_epoch is not None:
+            on_epoch(run.epoch, metrics)
+        if checkpointer is not None and run.epoch % max(1, checkpointer.every) == 0 and run.epoch < p.epochs:
+            save(run.state_dict())
+    return "ok"
+
+
+def _learning_rates(protocol: Protocol, lr: float | Sequence[float] | None) -> list[float]:
+    chosen = protocol.lr if lr is None else lr
+    values = [float(chosen)] if isinstance(chosen, (int, float)) else [float(v) for v in chosen]
+    if not values:
+        raise InputError("the learning-rate list is empty", "lr")
+    return values
+
+
+def train_student(
+    x: Tensor, y: Tensor, data: RealData, arch: str, protocol: Protocol, *,
+    labels: str, aug: bool, seed: int, teachers: Sequence[nn.Module] = (), device: torch.device | str,
+    lr: float | Sequence[float] | None = None, checkpointer: Checkpointer | None = None,
+    on_epoch: EpochCallback | None = None, val: tuple[Tensor, Tensor] | None = None,
+) -> TrainResult:
+    """Train `arch` from scratch on (x, y) under `protocol`, evaluate on `data`'s test split.
+
+    `lr` (e.g. a distilled set's own lr) replaces `protocol.lr`. Several learning rates mean a
+    search: each one trains on (x, y), the one with the best top-1 on `val` (a held-out part of the
+    real train split) is chosen, and its test accuracy is reported. A NaN/inf epoch loss stops the
+    run with status "diverged" and no accuracy. `checkpointer` makes the run resumable.
+    """
+    device = torch.device(device)
+    if labels not in ("hard", "soft", "hybrid"):
+        raise InputError(f"unknown label setting '{labels}'; known: hard, hybrid, soft", "labels")
+    lrs = _learning_rates(protocol, lr)
+    if len(lrs) > 1 and val is None:
+        raise InputError("an lr search needs a validation split (val) of the real train split", "lr")
+    validate_training_set(x, y, data, "training set")
+    x, y = x.to(device), y.to(device)
+    targets = _Targets(y, labels, protocol, prepare_teachers(teachers, device) if labels != "hard" else ())
+    augment = build_augment(protocol.augment) if aug and protocol.augment.active else None
+
+    test = (_maybe_on_device(data.test_x, device), _maybe_on_device(data.test_y, device))
+    val = None if val is None else (_maybe_on_device(val[0], device), _maybe_on_device(val[1], device))
+    search = len(lrs) > 1
+
+    state = checkpointer.load() if checkpointer is not None else None
+    done: list[dict[str, Any]] = list(state["done"]) if state else []  # finished lr candidates
+    best_weights: dict[str, Any] | None = state["best_weights"] if state else None
+    resume: dict[str, Any] | None = state["run"] if state else None
+    best_i, best_module = _pick(done), None
+
+    def save(run_state: dict[str, Any] | None) -> None:
+        if checkpointer is not None:
+            checkpointer.save({"done": done, "run": run_state, "best_weights": best_weights})
+
+    for i in range(len(done), len(lrs)):
+        run = _Run(x, y, data, arch, protocol, targets=targets, augment=augment, seed=seed,
+                   device=device, lr=lrs[i], test=test)
+        if resume is not None:
+            run.load_state_dict(resume)
+            resume = None
+        status = _run_to_end(run, checkpointer=checkpointer, on_epoch=on_epoch, save=save)
+        val_top1 = run.test(*val).top1 if status == "ok" and search and val is not None else None
+        done.append({"lr": lrs[i], "status": status, "epochs_run": run.epoch, "loss": run.last_loss,
+                     "best": run.best if status == "ok" else None, "val_top1": val_top1})
+        if _pick(done) == i:
+            best_i, best_module = i, run.eval_model
+            if checkpointer is not None and i + 1 < len(lrs):
+                best_weights = to_cpu(run.eval_model.state_dict())
+        if i + 1 < len(lrs):
+            save(None)
+    return _result(done, best_i, best_module, best_weights, search, data, arch, device)
+
+
+def _maybe_on_device(t: Tensor, device: torch.device, limit_bytes: int = 2 << 30) -> Tensor:
+    """Evaluation data goes to the device once when it is small (repeated `best` evaluations)."""
+    return t.to(device) if t.numel() * t.element_size() <= limit_bytes else t
+
+
+def _pick(done: list[dict[str, Any]]) -> int | None:
+    """Index of the chosen candidate: the first that trained, or the best validation top-1 (first on ties)."""
+    best: int | None = None
+    for i, r in enumerate(done):
+        if r["status"] != "ok":
+            continue
+        if best is None or (r["val_top1"] or 0.0) > (done[best]["val_top1"] or 0.0):
+            best = i
+    return best
+
+
+def _result(done: list[dict[str, Any]], best_i: int | None, best_module: nn.Module | None,
+            best_weights: dict[str, Any] | None, search: bool, data: RealData, arch: str,
+            device: torch.device) -> TrainResult:
+    """The chosen run's result; a choice made before a restart is rebuilt from its saved weights."""
+    scores = {r["lr"]: r["val_top1"] for r in done} if search else None
+    if best_i is None:
+        last = done[-1]
+        loss = last["loss"] if last["loss"] is not None and math.isfinite(last["loss"]) else None
+        return TrainResult(None, None, loss, last["epochs_run"], "diverged", last["lr"], None, search=scores)
+    rec, model = done[best_i], best_module
+    if model is None and best_weights is not None:
+        c, h, _ = data.image_shape
+        model = build_model(arch, c, data.num_classes, h).to(device)
+        model.load_state_dict(best_weights)
+    best = rec["best"]
+    return TrainResult(best["top1"], best["top5"], rec["loss"], rec["epochs_run"], "ok", rec["lr"], model,
+                       test_loss=best["loss"], best_epoch=best["epoch"], val_top1=rec["val_top1"], search=scores)
