@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 
@@ -97,14 +99,19 @@ class _Interrupt(Exception):
 
 
 class _StopAt(MemoryCheckpointer):
-    """Raises right after its `stop_at`-th save, as a killed worker would."""
+    """Raises right after its `stop_at`-th save, as a killed worker would.
+
+    The state goes through torch.save / torch.load(weights_only=True), as a durable store's would.
+    """
 
     def __init__(self, every: int, stop_at: int):
         super().__init__(every)
         self.stop_at = stop_at
 
     def save(self, state):
-        super().save(state)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        super().save(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
         if self.saves == self.stop_at:
             raise _Interrupt
 
@@ -195,3 +202,19 @@ def test_load_teacher_round_trip_and_errors(digits, teacher, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="bad.pt"):
         load_teacher(bad, "convnet", digits)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_path_bf16_channels_last_and_resume(digits, teacher):
+    """The GPU path (bf16 autocast, channels_last, CUDA RNG state in the checkpoint) runs end to end."""
+    cuda = torch.device("cuda")
+    x, y = rdm_arm(digits, 10, seed=0)
+    p = resolve_protocol("rd3", {"epochs": 4, "channels_last": True, "ema": 0.9})
+    run = lambda **kw: train_student(x.to(cuda), y.to(cuda), digits, SMALL, p, labels="soft", aug=True,  # noqa: E731
+                                     seed=0, teachers=[teacher.model], device=cuda, **kw)
+    ck = _StopAt(every=2, stop_at=1)
+    with pytest.raises(_Interrupt):
+        run(checkpointer=ck)
+    r = run(checkpointer=ck)
+    assert r.status == "ok" and r.epochs_run == 4 and 0.0 <= r.top1 <= 1.0
+    assert next(r.model.parameters()).device.type == "cuda"

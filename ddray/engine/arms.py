@@ -18,6 +18,19 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+def _class_major(y: Tensor, num_classes: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(order, counts, starts): all indices grouped by class (class 0 first), random within a class.
+
+    One permutation and one stable sort: no per-class Python, whatever the number of classes.
+    """
+    y = y.detach().cpu().long()
+    perm = torch.randperm(y.numel(), generator=_gen(seed))
+    order = perm[torch.sort(y[perm], stable=True).indices]
+    counts = torch.bincount(y, minlength=num_classes)[:num_classes]
+    starts = torch.cumsum(counts, 0) - counts
+    return order, counts, starts
+
+
 def random_subset(y: Tensor, num_classes: int, ipc: int, seed: int) -> Tensor:
     """`ipc` indices of each class, class-major (all of class 0, then class 1, ...).
 
@@ -25,15 +38,12 @@ def random_subset(y: Tensor, num_classes: int, ipc: int, seed: int) -> Tensor:
     """
     if ipc < 1:
         raise InputError(f"ipc must be >= 1, got {ipc}", "ipc")
-    y = y.detach().cpu()
-    gen = _gen(seed)
-    picks = []
-    for c in range(num_classes):
-        idx = torch.nonzero(y == c, as_tuple=True)[0]
-        if idx.numel() < ipc:
-            raise InputError(f"class {c} has {idx.numel()} training examples, fewer than ipc={ipc}", "ipc")
-        picks.append(idx[torch.randperm(idx.numel(), generator=gen)[:ipc]])
-    return torch.cat(picks).long()
+    order, counts, starts = _class_major(y, num_classes, seed)
+    short = torch.nonzero(counts < ipc, as_tuple=True)[0]
+    if short.numel():
+        c = int(short[0])
+        raise InputError(f"class {c} has {int(counts[c])} training examples, fewer than ipc={ipc}", "ipc")
+    return order[(starts.unsqueeze(1) + torch.arange(ipc)).flatten()]
 
 
 def holdout_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -44,18 +54,15 @@ def holdout_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor
     """
     if not 0 < fraction < 1:
         raise InputError(f"fraction must be in (0, 1), got {fraction}", "val_fraction")
-    y = y.detach().cpu()
-    gen = _gen(seed)
-    held = []
-    for c in torch.unique(y).tolist():
-        idx = torch.nonzero(y == c, as_tuple=True)[0]
-        n = idx.numel()
-        k = min(max(1, round(fraction * n)), n - 1) if n > 1 else 0
-        held.append(idx[torch.randperm(n, generator=gen)[:k]])
-    val = torch.sort(torch.cat(held))[0]
-    mask = torch.ones(y.numel(), dtype=torch.bool)
-    mask[val] = False
-    return torch.nonzero(mask, as_tuple=True)[0], val
+    y = y.detach().cpu().long()
+    num_classes = int(y.max()) + 1 if y.numel() else 0
+    order, counts, starts = _class_major(y, num_classes, seed)
+    k = torch.minimum(torch.round(counts * fraction).long().clamp_min(1), counts - 1).clamp_min(0)
+    cls = y[order]
+    rank = torch.arange(order.numel()) - starts[cls]
+    held = torch.zeros(y.numel(), dtype=torch.bool)
+    held[order[rank < k[cls]]] = True
+    return torch.nonzero(~held, as_tuple=True)[0], torch.nonzero(held, as_tuple=True)[0]
 
 
 def rdm_arm(data: RealData, ipc: int, seed: int, pool: Tensor | None = None) -> tuple[Tensor, Tensor]:

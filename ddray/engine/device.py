@@ -28,6 +28,3 @@ def free_device_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
-
-def is_cuda(device: torch.device | str) -> bool:
-    return torch.device(device).type == "cuda"

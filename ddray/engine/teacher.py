@@ -58,7 +58,7 @@ def load_teacher(path: str | Path, arch: str, data: RealData) -> nn.Module:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"teacher checkpoint not found (expected a state dict saved with torch.save)", str(path))
+        raise InputError("teacher checkpoint not found (expected a state dict saved with torch.save)", str(path))
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is the file's fault

@@ -45,7 +45,11 @@ _AUG_SEED_OFFSET = 0x5EED  # the augmentation generator's seed is seed + this: o
 
 @dataclass
 class TrainResult:
-    """What one training call produced. Accuracies are fractions in [0, 1]; None when diverged."""
+    """What one training call produced. Accuracies are fractions in [0, 1]; None when diverged.
+
+    With `checkpoint: best` the accuracies are those of the best test evaluation (`best_epoch`);
+    `model` is always the network at the end of training (its EMA when the protocol has one).
+    """
 
     top1: float | None
     top5: float | None
@@ -115,7 +119,7 @@ class _Run:
                  targets: _Targets, augment: AugmentFn | None, seed: int, device: torch.device, lr: float,
                  test: tuple[Tensor, Tensor]):
         self.test_set = test
-        self.x, self.data, self.arch, self.p = x, data, arch, protocol
+        self.x, self.p = x, protocol
         self.targets, self.augment, self.device, self.lr0 = targets, augment, device, lr
         self.cuda = device.type == "cuda"
         self.channels_last = protocol.channels_last and self.cuda
@@ -124,7 +128,7 @@ class _Run:
         self.model = build_model(arch, c, data.num_classes, h).to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = copy.deepcopy(self.model) if protocol.ema else None
+        self.ema = copy.deepcopy(self.model).requires_grad_(False) if protocol.ema else None
         self.order_gen = torch.Generator().manual_seed(seed)
         self.aug_gen = torch.Generator().manual_seed(seed + _AUG_SEED_OFFSET)
         self.batch = min(protocol.batch_size, int(x.shape[0]))
@@ -172,7 +176,7 @@ class _Run:
         self.last_loss = state["last_loss"]
 
     # ------------------------------------------------------------ training
-    def _set_lr(self, epoch: int) -> float:
+    def set_epoch_lr(self, epoch: int) -> float:
         p = self.p
         if p.fresh_optimizer_at_step and p.schedule == "step":
             k = step_index(epoch, p.epochs, p.step_at)
@@ -234,7 +238,7 @@ def _run_to_end(run: _Run, *, checkpointer: Checkpointer | None, on_epoch: Epoch
     """Train from `run.epoch` to the protocol's last epoch; returns "ok" or "diverged"."""
     p = run.p
     while run.epoch < p.epochs:
-        lr = run._set_lr(run.epoch)
+        lr = run.set_epoch_lr(run.epoch)
         loss = run.train_epoch()
         run.epoch += 1
         run.last_loss = loss
@@ -276,6 +280,7 @@ def train_student(
     search: each one trains on (x, y), the one with the best top-1 on `val` (a held-out part of the
     real train split) is chosen, and its test accuracy is reported. A NaN/inf epoch loss stops the
     run with status "diverged" and no accuracy. `checkpointer` makes the run resumable.
+    Teachers are moved to `device`, frozen and put in eval mode (in place: they are shared).
     """
     device = torch.device(device)
     if labels not in ("hard", "soft", "hybrid"):
