@@ -25,6 +25,8 @@ from ddray.store import Store
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "64")
+# Trials keep the driver's working directory, so relative data and `files:` paths mean what the user meant.
+os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 
 
 @dataclass
@@ -87,6 +89,12 @@ def resolve_gpus(trials: Iterable[Trial], cluster_gpus: float) -> dict[str, floa
         else:
             out[t.key] = float(t.gpu)
     return out
+
+
+def _absolute(path: str | None) -> str | None:
+    if path is None or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def init_ray(address: str | None, verbose: bool) -> None:
@@ -154,7 +162,8 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
 
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     gpus = resolve_gpus(todo, cluster_gpus)
-    runtime = {"store": store.uri, "roots": roots if roots is not None else {n: d.root for n, d in spec.datasets.items()},
+    # Workers run in other directories (and on other nodes): give them an absolute location.
+    runtime = {"store": store.loc.root if store.loc.is_local else store.uri, "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
                "checkpoint_every": spec.runtime.checkpoint_every, "track": track}
     mf = spec.runtime.max_failures if max_failures is None else max_failures
     tune_dir = tempfile.mkdtemp(prefix="ddray-tune-")

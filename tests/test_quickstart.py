@@ -1,0 +1,66 @@
+"""End to end, as a user runs it: the quickstart spec through `ddray run`, a no-op rerun, the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ddray.store import Store
+from tests.conftest import REPO
+
+DDRAY = [sys.executable, "-m", "ddray.cli"]
+QUICKSTART = str(REPO / "specs/quickstart.yaml")
+
+
+@pytest.fixture(scope="module")
+def quickstart_store(tmp_path_factory):
+    store = str(tmp_path_factory.mktemp("qs") / "store")
+    done = subprocess.run([*DDRAY, "run", QUICKSTART, "--store", store, "--no-progress"],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return store
+
+
+def test_every_planned_trial_stored(quickstart_store):
+    plan = json.loads(subprocess.check_output([*DDRAY, "plan", QUICKSTART, "--json", "--store", quickstart_store], cwd=REPO))
+    keys = {t["key"] for t in plan["trials"]}
+    assert all(t["done"] for t in plan["trials"])
+    rows = Store(quickstart_store).read_rows()
+    assert sorted(rows["key"]) == sorted(keys)
+    assert set(rows.loc[rows.stage == "synth", "method"]) == {"random", "herding", "dm", "sre2l", "rded"}
+
+
+def test_rerun_starts_no_trial(quickstart_store):
+    t0 = time.perf_counter()
+    again = subprocess.run([*DDRAY, "run", QUICKSTART, "--store", quickstart_store, "--no-progress"],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert " 0 stored now" in again.stdout
+    assert time.perf_counter() - t0 < 60  # seconds, not a benchmark: no Ray, no training
+
+
+def test_report_writes_every_format(quickstart_store, tmp_path):
+    out = tmp_path / "report"
+    done = subprocess.run([*DDRAY, "report", quickstart_store, "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("report.md", "report.json", "report.html"):
+        assert (out / name).is_file(), name
+    assert list(out.rglob("*.csv")) and list(out.rglob("*.png"))
+    html = (out / "report.html").read_text()
+    assert "<table" in html and '<img src="data:image/png;base64,' in html
+    for method in ("random", "herding", "dm", "sre2l", "rded"):
+        assert method in html
+    data = json.loads((out / "report.json").read_text())
+    assert data
+    for fmt in ("md", "csv", "json"):
+        text = subprocess.check_output([*DDRAY, "report", quickstart_store, "--format", fmt], cwd=REPO, text=True)
+        assert "herding" in text
+
+
+def test_status_reports_done(quickstart_store):
+    text = subprocess.check_output([*DDRAY, "status", quickstart_store], cwd=REPO, text=True)
+    assert "eval" in text and "failed" not in text
