@@ -8,6 +8,7 @@ it (FailureConfig) and `ddray status` can say why.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import ray
@@ -25,6 +26,23 @@ def pick_device(gpu: float) -> torch.device:
     return torch.device("cpu")
 
 
+def resume_notice(key: str, label: str):
+    """An `on_epoch` that says once, in the worker's log, when a retry continues from a stored checkpoint.
+
+    Why: a trial retried on another node (preemption, lost node) should visibly continue where it
+    stopped; its first epoch here is then not 1. `ddray run -v` shows the line on the driver.
+    """
+    first = True
+
+    def on_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+        nonlocal first
+        if first and epoch > 1:
+            print(f"ddray: {key} ({label}) resumed from its checkpoint after epoch {epoch - 1}", file=sys.stderr, flush=True)
+        first = False
+
+    return on_epoch
+
+
 def run_trial(config: dict[str, Any]) -> None:
     trial, rt = config["trial"], Runtime(**config["runtime"])
     torch.set_num_threads(max(1, int(trial["cpu"])))
@@ -34,7 +52,7 @@ def run_trial(config: dict[str, Any]) -> None:
         return
     device = pick_device(float(trial["gpu"] or 0))
     try:
-        row = execute(trial, rt, device)
+        row = execute(trial, rt, device, on_epoch=resume_notice(trial["key"], trial.get("label", "")))
         store.write_row(row)
         StoreCheckpointer(store, trial["key"], 0).clear()
     except BaseException as exc:
