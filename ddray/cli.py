@@ -220,7 +220,7 @@ def methods() -> None:
 def submit(spec: SpecArg,
            address: Annotated[str, typer.Option(help="Ray dashboard address, e.g. http://HEAD:8265")],
            store: Annotated[Optional[str], typer.Option(help="store URI (default: the spec's)")] = None,
-           wait: Annotated[bool, typer.Option(help="wait for the job to finish")] = False) -> None:
+           wait: Annotated[bool, typer.Option(help="wait for the job to finish; exit 1 unless it succeeded")] = False) -> None:
     """Send the run to a remote cluster as a Ray Job (the spec travels in the job's working dir)."""
     from ddray.cluster.submit import submit as submit_job
     from ddray.spec import load_spec
@@ -228,6 +228,13 @@ def submit(spec: SpecArg,
     load_spec(spec, check=False)
     job_id = submit_job(str(spec), address, store=store, wait=wait)
     out.print(f"submitted {job_id}; follow with: ray job logs --address {address} --follow {job_id}")
+    if wait:  # a script waiting on the job must see its outcome in the exit code
+        from ddray.cluster.submit import job_status
+
+        status = job_status(address, job_id)
+        out.print(f"{job_id}: {status}")
+        if status != "SUCCEEDED":
+            raise typer.Exit(1)
 
 
 def _mount_cluster() -> None:
