@@ -119,7 +119,8 @@ def run(spec: SpecArg,
         retry_errored: Annotated[bool, typer.Option("--retry-errored", help="run only the trials that failed before")] = False,
         only: Annotated[Optional[list[str]], _only_option()] = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Ray's output")] = False,
-        progress: Annotated[bool, typer.Option(help="show the progress bar")] = True) -> None:
+        progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
+        smoke: Annotated[bool, typer.Option("--smoke", help="a minutes-long scale-down (1 seed, 1 IPC, 2 epochs) into its own store")] = False) -> None:
     """Run every trial of a spec that is not in the store yet (idempotent; resumes after any failure)."""
     import os
 
@@ -131,6 +132,13 @@ def run(spec: SpecArg,
 
     text, _ = load_spec_text(spec)
     s = load_spec(spec)
+    if smoke:
+        import yaml
+
+        from ddray.spec import smoke as smoke_spec
+
+        s = smoke_spec(s)
+        text = yaml.safe_dump(s.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
     try:
         p = make_plan(s, parse_only(only or []))
     except ValueError as e:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -193,6 +193,24 @@ class Spec(_Strict):
         return self.methods[method].labels or self.overrides.get("labels") or PRESETS.get(self.protocol, {}).get("labels", "hard")
 
 
+def smoke(spec: Spec) -> Spec:
+    """A minutes-long scale-down of a spec that exercises every stage and arm (CI, first tries).
+
+    Its keys differ from the real run's (epochs and budgets are in the keys), so use its own store.
+    """
+    methods = {}
+    for name, m in spec.methods.items():
+        params = m.model_dump(exclude_none=True)
+        if "iterations" in params:
+            params["iterations"] = min(int(params["iterations"]), 5)
+        methods[name] = params
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    data.update(name=f"{spec.name}-smoke", methods=methods, seeds=spec.seeds[:1], ipc=spec.ipc[:1],
+                overrides={**spec.overrides, "epochs": min(2, spec.student_protocol(spec.archs[0]).epochs)},
+                full={"seeds": spec.seeds[:1], "overrides": {**spec.full.overrides, "epochs": 1}})
+    return Spec.model_validate(data)
+
+
 # ---------------------------------------------------------------------------- loading
 
 
@@ -221,22 +239,26 @@ def _loc(parts: tuple[Any, ...]) -> str:
     return ".".join(keep) or "(spec)"
 
 
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model inside an annotation: X, X | None, list[X], dict[str, X], X | list[X]."""
+    todo = [annotation]
+    while todo:
+        a = todo.pop(0)
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+        todo += list(get_args(a))
+    return None
+
+
 def _fields_at(model: type[BaseModel], parts: tuple[Any, ...]) -> list[str]:
-    """Field names valid at a location, for did-you-mean on unknown keys."""
-    cur: Any = model
+    """Field names valid where the last key of `parts` sits, for did-you-mean on unknown keys."""
+    cur: type[BaseModel] | None = model
     for part in parts[:-1]:
-        if isinstance(cur, type) and issubclass(cur, BaseModel) and isinstance(part, str) and part in cur.model_fields:
-            ann = cur.model_fields[part].annotation
-            sub = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
-            dict_vals = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-            cur = (sub or dict_vals or [None])[0]
-        elif cur is not None and not isinstance(part, str):
-            continue
-        else:
-            continue
-    if isinstance(cur, type) and issubclass(cur, BaseModel):
-        return [f.alias or n for n, f in cur.model_fields.items()]
-    return []
+        if cur is None:
+            return []
+        if part in cur.model_fields:  # list indices and dict keys keep the value's model
+            cur = _nested_model(cur.model_fields[part].annotation)
+    return [f.alias or n for n, f in cur.model_fields.items()] if cur else []
 
 
 def validation_problems(err: ValidationError, model: type[BaseModel] = Spec, prefix: str = "") -> list[str]:
