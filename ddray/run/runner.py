@@ -1,9 +1,11 @@
 """Drive a plan to completion: the store decides what runs, Ray Tune runs it.
 
 Tune's own restore re-runs finished trials after a driver kill (DESIGN §7), so resume is ddray's:
-each run lists the keys already stored, and hands only the missing ones to one Tuner per stage
-(full-data and teachers → synthesis → evaluation). Trials whose dependencies are missing wait for
-a later run instead of failing.
+each run lists the keys already stored, and hands only the missing ones to Ray Tune in waves. A
+wave is one Tuner over every trial whose dependencies (teachers, distilled sets) are stored, so
+full-data/teachers → synthesis → evaluation holds per trial while independent work overlaps (random
+baselines and synthesis run beside a long full-data trial). Trials whose dependencies failed wait
+for a later run instead of failing.
 """
 
 from __future__ import annotations
@@ -142,6 +144,19 @@ def _tune_stage(trials: list[Trial], gpus: dict[str, float], runtime: dict[str, 
     tuner.fit()
 
 
+def _dependants(trials: list[Trial], failed: set[str]) -> list[Trial]:
+    """Trials that need a failed key, directly or through another such trial."""
+    bad, out, grew = set(failed), [], True
+    while grew:
+        grew = False
+        for t in trials:
+            if t not in out and bad & set(t.deps):
+                out.append(t)
+                bad.add(t.key)
+                grew = True
+    return out
+
+
 def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None, max_failures: int | None = None,
              retry_errored: bool = False, verbose: bool = False, progress: bool = True,
              roots: dict[str, str | None] | None = None, track: str = "fixed") -> RunSummary:
@@ -156,35 +171,44 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     if not todo:
         return summary
     init_ray(address, verbose)
-    import ray
-
+    from ddray.run.capacity import capacity_warnings, read_capacity, read_view
     from ddray.run.progress import ProgressCallback
 
-    cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
-    gpus = resolve_gpus(todo, cluster_gpus)
+    # An autoscaling cluster may have no GPU *now*: 'auto' looks at the node types it can add too.
+    capacity = read_capacity()
+    gpus = resolve_gpus(todo, 1.0 if capacity.may_have_gpus else 0.0)
     # Workers run in other directories (and on other nodes): give them an absolute location.
     runtime = {"store": store.loc.root if store.loc.is_local else store.uri, "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
                "checkpoint_every": spec.runtime.checkpoint_every, "track": track}
     mf = spec.runtime.max_failures if max_failures is None else max_failures
     tune_dir = tempfile.mkdtemp(prefix="ddray-tune-")
     try:
-        with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress) as bar:
-            for stage in STAGES:
-                stage_todo = [t for t in todo if t.stage == stage]
-                if not stage_todo:
-                    continue
-                ready = [t for t in stage_todo if all(d in stored for d in t.deps)]
-                summary.blocked += [t.key for t in stage_todo if t not in ready]
+        with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress,
+                              cluster_view=None if address is None else read_view) as bar:
+            for message in capacity_warnings(todo, gpus, capacity):  # trials wait for nodes; warn only if never
+                bar.warn(message)
+            # Waves, not stage barriers: every trial whose dependencies are stored runs in the next
+            # Tuner, so e.g. random baselines and synthesis overlap a long full-data trial.
+            pending, wave = list(todo), 0
+            while pending:
+                ready = [t for t in pending if all(d in stored for d in t.deps)]
                 if not ready:
-                    continue
-                bar.set_stage(stage, len(ready))
-                _tune_stage(ready, gpus, runtime, mf, [bar], tune_dir, f"{spec.name}-{stage}", verbose)
+                    summary.blocked += [t.key for t in pending]
+                    break
+                wave += 1
+                stages = sorted({t.stage for t in ready}, key=STAGES.index)
+                bar.set_stage("+".join(stages), len(ready))
+                _tune_stage(ready, gpus, runtime, mf, [bar], tune_dir, f"{spec.name}-wave{wave}", verbose)
                 summary.ran += len(ready)
-                done = store.done_keys()
-                stored = {k for s in done.values() for k in s}
-                ok = [t.key for t in ready if t.key in stored]
-                summary.stored += len(ok)
-                summary.failed += [t.key for t in ready if t.key not in stored]
+                stored = {k for s in store.done_keys().values() for k in s}
+                summary.stored += sum(t.key in stored for t in ready)
+                failed = {t.key for t in ready if t.key not in stored}
+                summary.failed += sorted(failed)
+                pending = [t for t in pending if t not in ready]
+                # a failed dependency blocks its dependants for this run (they are retried next run)
+                blocked = _dependants(pending, failed)
+                summary.blocked += [t.key for t in blocked]
+                pending = [t for t in pending if t not in blocked]
     finally:
         shutil.rmtree(tune_dir, ignore_errors=True)
     return summary
