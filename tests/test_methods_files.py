@@ -1,0 +1,188 @@
+"""`files` (a user's own sets: .pt folder, .pt file, .npz, ImageFolder) and save/load of sets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.fs as pafs
+import pytest
+import torch
+from PIL import Image
+
+from ddray.data import load_dataset
+from ddray.errors import InputError
+from ddray.methods import (
+    DistilledSet,
+    FilesParams,
+    SynthContext,
+    class_major_labels,
+    get_method,
+    load_distilled,
+    load_files,
+    save_distilled,
+    synthesize,
+)
+
+IPC = 2
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _set(digits, soft: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(IPC * digits.num_classes, *digits.image_shape, generator=g)
+    labels = torch.randn(IPC * 10, 10, generator=g) if soft else class_major_labels(10, IPC)
+    return images, labels
+
+
+def _write_pt(folder, **tensors) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, t in tensors.items():
+        torch.save(t, folder / f"{name}.pt")
+
+
+def test_pt_folder_with_template_soft_labels_and_lr(tmp_path, digits):
+    images, labels = _set(digits, soft=True)
+    _write_pt(tmp_path / "digits" / f"ipc{IPC}", images=images, labels=labels, lr=torch.tensor(0.03))
+    ds = load_files(str(tmp_path / "{dataset}" / "ipc{ipc}"), digits, IPC)
+    assert torch.equal(ds.images, images) and torch.equal(ds.labels, labels)
+    assert ds.soft and ds.lr == pytest.approx(0.03)
+
+
+def test_pt_folder_without_labels_gets_class_major_hard_labels(tmp_path, digits):
+    images, _ = _set(digits)
+    _write_pt(tmp_path, images=images)
+    ds = load_files(str(tmp_path), digits, IPC)
+    assert torch.equal(ds.labels, class_major_labels(10, IPC)) and ds.lr is None
+
+
+def test_shuffled_hard_labels_are_reordered_class_major(tmp_path, digits):
+    images, labels = _set(digits)
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))
+    _write_pt(tmp_path, images=images[perm], labels=labels[perm])
+    ds = load_files(str(tmp_path), digits, IPC)
+    assert torch.equal(ds.labels, labels)
+    for c in range(10):  # same images per class, whatever the order inside the class
+        got = {tuple(x.flatten().tolist()) for x in ds.images[ds.labels == c]}
+        assert got == {tuple(x.flatten().tolist()) for x in images[labels == c]}
+
+
+def test_npz_and_single_pt_file(tmp_path, digits):
+    images, labels = _set(digits)
+    np.savez(tmp_path / "set.npz", images=images.numpy(), labels=labels.numpy(), lr=np.float32(0.5))
+    ds = load_files(str(tmp_path / "set.npz"), digits, IPC)
+    assert torch.equal(ds.images, images) and torch.equal(ds.labels, labels) and ds.lr == 0.5
+    torch.save({"images": images, "labels": labels}, tmp_path / "set.pt")
+    assert torch.equal(load_files(str(tmp_path / "set.pt"), digits, IPC).images, images)
+
+
+def test_unnormalized_pixels_are_normalized(tmp_path, digits):
+    unit = torch.rand(IPC * 10, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    _write_pt(tmp_path, images=unit)
+    ds = load_files(str(tmp_path), digits, IPC, normalized=False)
+    mean, std = digits.mean[0], digits.std[0]
+    assert torch.allclose(ds.images, (unit - mean) / std)
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        _write_pt(tmp_path, images=unit * 255)
+        load_files(str(tmp_path), digits, IPC, normalized=False)
+
+
+def test_image_folder_named_by_class(tmp_path, digits):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(10, IPC, 8, 8), dtype=np.uint8)
+    for c in range(10):
+        (tmp_path / str(c)).mkdir()
+        for i in range(IPC):
+            Image.fromarray(pixels[c, i], mode="L").save(tmp_path / str(c) / f"{i}.png")
+    ds = load_files(str(tmp_path), digits, IPC)
+    expected = (torch.from_numpy(pixels).float().div(255).reshape(-1, 1, 8, 8) - digits.mean[0]) / digits.std[0]
+    assert torch.allclose(ds.images, expected, atol=1e-6)
+    assert torch.equal(ds.labels, class_major_labels(10, IPC))
+
+
+def test_image_folder_wrong_size_names_the_file(tmp_path, digits):
+    for c in range(10):
+        (tmp_path / str(c)).mkdir()
+        for i in range(IPC):
+            Image.new("L", (9 if (c, i) == (3, 1) else 8, 8)).save(tmp_path / str(c) / f"{i}.png")
+    with pytest.raises(InputError, match=r"3/1\.png.*expected 8×8"):
+        load_files(str(tmp_path), digits, IPC)
+
+
+@pytest.mark.parametrize(
+    "images, labels, match",
+    [
+        (torch.randn(20, 3, 8, 8), None, r"images\.pt: images have shape \(20, 3, 8, 8\); expected \(20, 1, 8, 8\)"),
+        (torch.randn(19, 1, 8, 8), None, r"images\.pt: .*expected \(20, 1, 8, 8\)"),
+        (torch.full((20, 1, 8, 8), float("nan")), None, r"images\.pt: images contain 1280 non-finite"),
+        (torch.randn(20, 1, 8, 8), torch.arange(20) % 11, r"labels\.pt: labels range over \[0, 10\]; expected class ids in \[0, 10\)"),
+        (torch.randn(20, 1, 8, 8), torch.zeros(20, dtype=torch.long), r"labels\.pt: labels give \[20, 0"),
+        (torch.randn(20, 1, 8, 8), torch.randn(20, 7), r"labels\.pt: soft labels have shape \(20, 7\); expected \(20, 10\)"),
+        (torch.randn(20, 1, 8, 8), torch.full((20, 10), float("inf")), r"labels\.pt: soft labels must be finite"),
+    ],
+)
+def test_bad_sets_name_the_file(tmp_path, digits, images, labels, match):
+    tensors = {"images": images} if labels is None else {"images": images, "labels": labels}
+    _write_pt(tmp_path, **tensors)
+    with pytest.raises(InputError, match=match):
+        load_files(str(tmp_path), digits, IPC)
+
+
+def test_bad_lr_and_missing_path(tmp_path, digits):
+    images, _ = _set(digits)
+    _write_pt(tmp_path / "a", images=images, lr=torch.tensor(-1.0))
+    with pytest.raises(InputError, match=r"lr\.pt: lr must be one positive"):
+        load_files(str(tmp_path / "a"), digits, IPC)
+    with pytest.raises(InputError, match=r"ipc2: not found; expected a folder with images\.pt"):
+        load_files(str(tmp_path / "ipc{ipc}"), digits, IPC)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images.pt"):
+        load_files(str(tmp_path / "empty"), digits, IPC)
+
+
+def test_pickles_are_refused(tmp_path, digits):
+    tmp_path.joinpath("images.pt").write_bytes(b"not a tensor file")
+    with pytest.raises(InputError, match=r"images\.pt: cannot read as a tensor file"):
+        load_files(str(tmp_path), digits, IPC)
+    np.savez(tmp_path / "obj.npz", images=np.array([object()], dtype=object))
+    with pytest.raises(InputError, match=r"obj\.npz: cannot read as \.npz"):
+        load_files(str(tmp_path / "obj.npz"), digits, IPC)
+
+
+def test_files_method_through_the_registry(tmp_path, digits):
+    images, labels = _set(digits)
+    _write_pt(tmp_path / "ipc2", images=images, labels=labels)
+    entry = get_method("files")
+    params = entry.params({"files": str(tmp_path / "ipc{ipc}")})
+    ds = synthesize(entry, SynthContext(digits, IPC, 0, params, None, torch.device("cpu")))
+    assert torch.equal(ds.images, images) and ds.synth_seconds is None  # loading is not synthesizing
+    with pytest.raises(ValueError, match=r"unknown placeholder \{seed\}"):
+        FilesParams(files="/x/{seed}")
+    with pytest.raises(ValueError, match="extra"):
+        entry.params({"files": "/x", "normalised": False})
+
+
+def test_save_load_roundtrip_local_and_subtree_fs(tmp_path, digits):
+    images, labels = _set(digits, soft=True)
+    ds = DistilledSet(images, labels, lr=0.01, synth_seconds=1.5, device="cpu")
+    save_distilled(ds, None, str(tmp_path / "a" / "b"))
+    back = load_distilled(None, str(tmp_path / "a" / "b"))
+    assert torch.equal(back.images, images) and torch.equal(back.labels, labels)
+    assert (back.lr, back.synth_seconds, back.device) == (0.01, 1.5, "cpu")
+    sub = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    save_distilled(DistilledSet(images, class_major_labels(10, IPC)), sub, "artifacts/distilled/k1")
+    meta = json.loads((tmp_path / "artifacts/distilled/k1/meta.json").read_text())
+    assert meta["labels"] == "hard" and meta["lr"] is None
+    # a saved set is also a valid `files` folder, keeping its own time-to-synthesize
+    again = load_files(str(tmp_path / "a" / "b"), digits, IPC)
+    assert torch.equal(again.images, images) and again.synth_seconds == 1.5
+
+
+def test_load_without_meta_is_an_interrupted_save(tmp_path):
+    _write_pt(tmp_path, images=torch.zeros(1, 1, 8, 8), labels=torch.zeros(1, dtype=torch.long))
+    with pytest.raises(InputError, match="meta.json"):
+        load_distilled(None, str(tmp_path))
