@@ -21,7 +21,8 @@ from ddray.methods.types import DistilledSet, MethodParams, SynthContext
 from ddray.methods.validate import class_major_labels
 
 RDED_STREAM = 3
-CROPS_PER_CHUNK = 8192  # crops scored at once; bounds memory on large images
+CROPS_PER_CHUNK = 8192  # crops cut at once; bounds memory on large images
+SCORE_BATCH = 512  # crops per teacher forward pass
 
 
 class RDEDParams(MethodParams):
@@ -29,7 +30,6 @@ class RDEDParams(MethodParams):
     num_crop: int = Field(5, ge=1, description="random resized crops scored per candidate image (RDED: 5)")
     mipc: int = Field(300, ge=1, description="candidate real images per class (RDED: 300; capped at the smallest class)")
     crop_scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop area range of the candidate crops")
-    score_batch: int = Field(512, ge=1, description="crops per teacher forward pass (memory only, not the result)")
 
     @model_validator(mode="after")
     def _check(self) -> RDEDParams:
@@ -106,7 +106,7 @@ def synth_rded(ctx: SynthContext) -> DistilledSet:
         classes = torch.arange(c0, min(c0 + per_chunk, k))
         x = data.train_x[idx[classes].reshape(-1)].to(dev)
         crops = _crops(x, p.num_crop, p.crop_scale, gen)
-        ce = _scores(teacher, crops, classes.to(dev).repeat_interleave(n_img), p.score_batch)
+        ce = _scores(teacher, crops, classes.to(dev).repeat_interleave(n_img), SCORE_BATCH)
         crops = crops.view(len(classes), n_img, p.num_crop, c, h, w)
         ce = ce.view(len(classes), n_img, p.num_crop)
         chosen += [_select_class(crops[i], ce[i], need) for i in range(len(classes))]
