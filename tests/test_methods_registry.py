@@ -132,6 +132,7 @@ def test_entry_point_plugins(plugin_module, monkeypatch, digits):
     assert synthesize(entry, ctx_for(entry, digits)).images.shape == (20, 1, 8, 8)
     with pytest.raises(InputError, match="entry point 'broken'.*failed to load"):
         get_method("broken")
+    assert "mine" in {e.name for e in list_methods()}  # a broken plugin does not hide the others
     with pytest.raises(InputError, match=r"did you mean 'mine'"):
         get_method("mien")
 

@@ -44,8 +44,15 @@ def register_method(
 def list_methods() -> list[MethodEntry]:
     """Built-in methods, then installed entry-point plugins (sorted by name within each)."""
     builtins = [_REGISTRY[n] for n in sorted(_REGISTRY)]
-    plugins = [e for e in (_entry_point(n) for n in sorted(_entry_points())) if e is not None]
-    return builtins + [p for p in plugins if p.name not in _REGISTRY]
+    plugins = []
+    for name in sorted(_entry_points()):
+        if name in _REGISTRY:
+            continue
+        try:
+            plugins.append(_entry_point(name))
+        except InputError:  # a broken installed plugin must not hide the others; get_method reports it
+            continue
+    return builtins + [p for p in plugins if p is not None]
 
 
 def get_method(name: str) -> MethodEntry:
@@ -115,7 +122,7 @@ def _checked_plugin(fn: Callable, origin: str) -> Callable[[SynthContext], Disti
 
     def run(ctx: SynthContext) -> DistilledSet:
         out = fn(ctx)
-        return as_distilled(out, ctx.data, ctx.ipc, source=f"plugin {origin}")
+        return as_distilled(out, ctx.data, ctx.ipc, source=f"plugin {origin}").to(ctx.device)
 
     run.__doc__ = fn.__doc__
     return run
