@@ -119,6 +119,84 @@ class Runtime(_Strict):
     max_failures: int = Field(2, ge=0, description="retries of a failed trial within one run (preemptions included)")
 
 
+class SearchRange(_Strict):
+    """A continuous (or integer) range of one knob, for random search."""
+
+    low: float = Field(description="smallest value")
+    high: float = Field(description="largest value")
+    log: bool = Field(False, description="draw uniformly in log space (learning rates, weight decay)")
+    integer: bool = Field(False, description="round draws to integers (batch size, epochs)")
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchRange:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class TuningSpec(_Strict):
+    """Tuned-best track: a per-cell hyperparameter search on a validation split, then a test re-run.
+
+    Every arm compared in a score (syn and rdm, each label setting, aug on and off) is searched
+    over the same configs with the same budget; see docs/tuning.md.
+    """
+
+    space: dict[str, list[Any] | SearchRange] = Field(min_length=1, description="knobs to search: a list of values, or a range {low, high, log, integer} (random search); names: lr, weight_decay, batch_size, temperature, epochs, ..., augment.<knob>")
+    algorithm: Literal["grid", "random"] = Field("grid", description="grid: every combination of the lists; random: `budget` seeded draws (the same draws for every arm)")
+    budget: int | None = Field(None, ge=1, description="search trials per cell; grid: default and at least the grid size; random: required")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of the real train split held out (stratified) to select on; the test split is never read by a search")
+    val_seed: int = Field(0, description="seed of the validation split")
+    seed: int = Field(0, description="seed of the random draws")
+    max_epochs: int | None = Field(None, ge=1, description="cap on searched epochs (searching epochs without a cap always picks the longest)")
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _numbers(cls, v: Any) -> Any:
+        # YAML 1.1 reads `1e-3` as a string; a knob value that looks like a number is one.
+        if isinstance(v, dict):
+            return {k: [float(x) if isinstance(x, str) and _NUMBER.match(x) else x for x in d] if isinstance(d, list) else d
+                    for k, d in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> TuningSpec:
+        from ddray.tuning.space import grid_size, space_problems
+
+        problems = space_problems(self.space_dict(), self.max_epochs)
+        if self.algorithm == "grid":
+            ranges = [k for k, d in self.space.items() if isinstance(d, SearchRange)]
+            if ranges:
+                problems.append(f"grid search needs lists of values; {', '.join(ranges)} is a range (use algorithm: random)")
+            elif self.budget is not None and grid_size(self.space_dict()) > self.budget:
+                problems.append(f"the grid has {grid_size(self.space_dict())} configs, more than budget {self.budget}: "
+                                "shrink the grid, raise the budget, or use algorithm: random")
+        elif self.budget is None:
+            problems.append("random search needs a budget (search trials per cell)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def space_dict(self) -> dict[str, Any]:
+        return {k: d.model_dump() if isinstance(d, SearchRange) else list(d) for k, d in self.space.items()}
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The knob dicts every cell searches, in order (the same list for every arm)."""
+        from ddray.tuning.space import search_configs
+
+        return search_configs(self.space_dict(), self.algorithm, self.budget, self.seed)
+
+    def ref(self, search_seed: int) -> dict[str, Any]:
+        """What a tuned trial's key hashes: the space, the algorithm, the budget, the split — never the winner."""
+        return {"space": self.space_dict(), "algorithm": self.algorithm, "budget": len(self.configs()),
+                "seed": self.seed if self.algorithm == "random" else None,
+                "val": {"fraction": self.val_fraction, "seed": self.val_seed}, "search_seed": search_seed}
+
+
 class Spec(_Strict):
     """A dataset-distillation evaluation: methods × datasets × IPC × archs × seeds under one protocol."""
 
@@ -138,7 +216,7 @@ class Spec(_Strict):
     scores: Scores = Field(default_factory=Scores, description="robust-score weights")
     resources: dict[str, Resources] = Field(default_factory=dict, description="per-arch resources, plus 'synth' and 'default' entries")
     runtime: Runtime = Field(default_factory=Runtime, description="execution knobs (never change numbers)")
-    tuning: dict[str, Any] | None = Field(None, description="tuned-best track (see docs)")
+    tuning: TuningSpec | None = Field(None, description="tuned-best track: per-cell search on a validation split, re-run on test (docs/tuning.md)")
 
     @field_validator("name")
     @classmethod
@@ -358,6 +436,31 @@ def _check_resources(spec: Spec, problems: list[str]) -> None:
             problems.append(f"resources.{key}: not a student or teacher arch of this spec, 'synth', 'full' or 'default'{did_you_mean(key, allowed)}")
 
 
+def _check_tuning(spec: Spec, problems: list[str]) -> None:
+    """Every searched config must make a valid protocol for every student arch, before any trial runs."""
+    if spec.tuning is None:
+        return
+    from ddray.tuning.space import apply_knobs
+
+    configs = spec.tuning.configs()
+    for arch in spec.archs:
+        try:
+            base = spec.student_protocol(arch)
+        except (ValidationError, ValueError):
+            continue  # reported by _check_protocols
+        if isinstance(base.lr, tuple):
+            problems.append("tuning: the protocol's lr is a list (its own lr search); with tuning, search lr in tuning.space.lr")
+            return
+        for knobs in configs:
+            try:
+                apply_knobs(base.model_dump(mode="json"), knobs, aug=True)
+            except ValidationError as e:
+                first = e.errors()[0]
+                where = ".".join(str(x) for x in first["loc"])
+                problems.append(f"tuning.space: {knobs} gives a bad protocol for {arch}: {where}: {first['msg']}")
+                return
+
+
 def check_spec(spec: Spec) -> None:
     """Check a parsed spec against registries, data roots and class counts; raise every problem at once."""
     from ddray.data import dataset_meta
@@ -403,6 +506,7 @@ def check_spec(spec: Spec) -> None:
         _check_protocols(spec, problems)
     _check_methods(spec, problems, min_class)
     _check_resources(spec, problems)
+    _check_tuning(spec, problems)
     if problems:
         raise InputError(problems)
 
