@@ -15,7 +15,7 @@ from ddray.keys import config_key
 from ddray.protocols import Protocol
 from ddray.spec import ArmSpec, Spec, resources_for
 
-STAGES = ("full", "synth", "eval")
+STAGES = ("full", "synth", "search", "eval")
 # Methods whose distilled set is produced by ddray (a synth trial); `files` sets are read directly.
 _NO_SYNTH_KINDS = ("files",)
 
@@ -38,7 +38,8 @@ class Trial:
         parts = [c.get("method", {}).get("name") if isinstance(c.get("method"), dict) else None,
                  c["dataset"]["name"], f"ipc{c['ipc']}" if c.get("ipc") else None, c.get("arch"),
                  c.get("arm"), c.get("labels"), None if "aug" not in c else ("aug" if c["aug"] else "noaug"),
-                 f"s{c['seed']}"]
+                 f"s{c['seed']}", c.get("track"),
+                 ",".join(f"{k}={v}" for k, v in c["knobs"].items()) if c.get("knobs") else None]
         return "/".join(str(p) for p in parts if p is not None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,16 +171,21 @@ def make_plan(spec: Spec, only: Mapping[str, set[str]] | None = None) -> Plan:
             kind = mref["kind"]
             L = spec.method_labels(method)
             for ipc in _select(spec, only, "ipc", spec.ipc):
+
+                def synth_for(seed: int) -> str | None:
+                    if kind in _NO_SYNTH_KINDS:
+                        return None
+                    cfg: dict[str, Any] = {"stage": "synth", "dataset": dref, "method": mref, "ipc": ipc, "seed": seed}
+                    synth_deps: list[str] = []
+                    if _needs_teacher(kind, mref["params"]):
+                        refs, deps = b.teachers(dataset, method)
+                        cfg["teachers"] = refs[:1]
+                        synth_deps = deps[:1]
+                    return b.add("synth", cfg, synth_deps, "synth", method)
+
                 for seed in _select(spec, only, "seed", spec.seeds):
-                    synth_key, synth_deps = None, []
-                    if kind not in _NO_SYNTH_KINDS:
-                        cfg: dict[str, Any] = {"stage": "synth", "dataset": dref, "method": mref, "ipc": ipc, "seed": seed}
-                        if _needs_teacher(kind, mref["params"]):
-                            refs, deps = b.teachers(dataset, method)
-                            cfg["teachers"] = refs[:1]
-                            synth_deps = deps[:1]
-                        synth_key = b.add("synth", cfg, synth_deps, "synth", method)
-                    else:
+                    synth_key = synth_for(seed)
+                    if kind in _NO_SYNTH_KINDS:
                         mref = {**mref, "files": spec.methods[method].files.format(dataset=dataset, ipc=ipc)}  # type: ignore[union-attr]
                     for arch in _select(spec, only, "arch", spec.archs):
                         protocol = spec.student_protocol(arch)
@@ -203,6 +209,8 @@ def make_plan(spec: Spec, only: Mapping[str, set[str]] | None = None) -> Plan:
                                     cfg["synth"] = synth_key
                                     deps.append(synth_key)
                             b.add("eval", cfg, deps, arch, method)
+                            if spec.tuning is not None:
+                                _add_tuned(b, spec, cfg, deps, synth_key, synth_for(spec.seeds[0]), method)
     # Acc(full, hard) is per (dataset, arch, seed) and shared by every method.
     seeds = spec.full.seeds if spec.full.seeds is not None else _select(spec, only, "seed", spec.seeds)
     for dataset, arch in sorted(needs_full):
@@ -211,6 +219,36 @@ def make_plan(spec: Spec, only: Mapping[str, set[str]] | None = None) -> Plan:
     order = {s: i for i, s in enumerate(STAGES)}
     trials = tuple(sorted(b.trials.values(), key=lambda t: (order[t.stage], t.label, t.key)))
     return Plan(spec_name=spec.name, trials=trials, by_key={t.key: t for t in trials})
+
+
+def _add_tuned(b: _Builder, spec: Spec, cfg: dict[str, Any], deps: list[str], synth_key: str | None,
+               synth0_key: str | None, method: str) -> str:
+    """The tuned twin of a fixed eval trial: its cell's search trials, and the re-run that picks a winner.
+
+    One search per cell, at the spec's first seed (its distilled set for syn arms): the configs
+    are those of `spec.tuning`, identical for every arm, so syn and rdm get the same search. Search
+    trials train on the arm's set and validate on a held-out part of the real train split; the
+    tuned trial's key hashes the cell and the search (space, algorithm, budget, split), never the
+    winner, which it picks at run time from the stored search rows.
+    """
+    assert spec.tuning is not None
+    from ddray.tuning.space import apply_knobs, effective_knobs
+
+    t, seed0 = spec.tuning, spec.seeds[0]
+    base = {**cfg, "seed": seed0}
+    base_deps = [d for d in deps if d != synth_key]
+    if "synth" in cfg:
+        base["synth"] = synth0_key
+        base_deps.append(synth0_key)  # type: ignore[arg-type]
+    search = []
+    for knobs in t.configs():
+        eff = effective_knobs(knobs, cfg["aug"])
+        scfg = {**base, "stage": "search", "track": "tuned", "split": "val",
+                "val": {"fraction": t.val_fraction, "seed": t.val_seed}, "knobs": eff,
+                "protocol": apply_knobs(cfg["protocol"], eff, cfg["aug"])}
+        search.append(b.add("search", scfg, base_deps, cfg["arch"], method))
+    tuned = {**cfg, "track": "tuned", "tuning": t.ref(seed0)}
+    return b.add("eval", tuned, [*deps, *search], cfg["arch"], method)
 
 
 def comparison_cell(config: Mapping[str, Any]) -> str | None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-STAGES = ("full", "synth", "eval")
+STAGES = ("full", "synth", "search", "eval")
 
 ROW_SCHEMA = pa.schema(
     [
         # identity
         pa.field("key", pa.string(), nullable=False),      # hash of the resolved config
-        pa.field("stage", pa.string(), nullable=False),    # full | synth | eval
+        pa.field("stage", pa.string(), nullable=False),    # full | synth | search | eval (search: top1 is validation accuracy)
         pa.field("track", pa.string(), nullable=False),    # fixed | tuned
         pa.field("cell", pa.string()),                      # comparison cell: syn and rdm rows of the same cell are compared
         # resolved config
