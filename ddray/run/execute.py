@@ -164,6 +164,14 @@ def execute(trial: dict[str, Any], rt: Runtime, device: torch.device, on_epoch=N
         out = _run_full(trial, data, store, rt, device, on_epoch)
     elif stage == "synth":
         out = _run_synth(trial, data, store, device)
+    elif stage == "search":  # tuned track: validation only, the test split is never read
+        from ddray.tuning.trials import run_search
+
+        out = run_search(trial, data, _run_eval, store=store, rt=rt, device=device, on_epoch=on_epoch)
+    elif stage == "eval" and cfg.get("tuning"):  # tuned track: the cell's winning search config, tested
+        from ddray.tuning.trials import run_tuned
+
+        out = run_tuned(trial, data, _run_eval, store=store, rt=rt, device=device, on_epoch=on_epoch)
     elif stage == "eval":
         out = _run_eval(trial, data, store, rt, device, on_epoch)
     else:
@@ -172,7 +180,7 @@ def execute(trial: dict[str, Any], rt: Runtime, device: torch.device, on_epoch=N
     method = cfg.get("method")
     teachers = cfg.get("teachers") or []
     row = {
-        "key": trial["key"], "stage": stage, "track": rt.track, "cell": comparison_cell(cfg),
+        "key": trial["key"], "stage": stage, "track": cfg.get("track", rt.track), "cell": comparison_cell(cfg),
         "method": method["name"] if isinstance(method, dict) else None,
         "dataset": cfg["dataset"]["name"], "ipc": cfg.get("ipc"), "arch": cfg.get("arch"),
         "arm": cfg.get("arm"), "labels": cfg.get("labels"), "aug": cfg.get("aug"), "seed": cfg["seed"],
