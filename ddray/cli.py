@@ -78,7 +78,7 @@ def plan(spec: SpecArg,
          store: Annotated[Optional[str], typer.Option(help="store to compare with (default: the spec's)")] = None,
          only: Annotated[Optional[list[str]], _only_option()] = None) -> None:
     """Expand a spec into its trials: counts per stage, resources, and what is already stored."""
-    from ddray.plan import make_plan, parse_only
+    from ddray.plan import STAGES, make_plan, parse_only
     from ddray.spec import load_spec
     from ddray.store import Store
 
@@ -99,7 +99,7 @@ def plan(spec: SpecArg,
     table = Table(title=f"{s.name}: {len(p.trials)} trials", title_justify="left")
     for col in ("stage", "trials", "done", "cpu", "gpu"):
         table.add_column(col, justify="right" if col != "stage" else "left")
-    for stage in ("full", "synth", "eval"):
+    for stage in STAGES:
         ts = p.stage(stage)
         if not ts:
             continue
