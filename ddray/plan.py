@@ -14,6 +14,7 @@ from typing import Any
 from ddray.keys import config_key
 from ddray.protocols import Protocol
 from ddray.spec import ArmSpec, Spec, resources_for
+from ddray.tuning.space import apply_knobs, effective_knobs
 
 STAGES = ("full", "synth", "search", "eval")
 # Methods whose distilled set is produced by ddray (a synth trial); `files` sets are read directly.
@@ -232,8 +233,6 @@ def _add_tuned(b: _Builder, spec: Spec, cfg: dict[str, Any], deps: list[str], sy
     winner, which it picks at run time from the stored search rows.
     """
     assert spec.tuning is not None
-    from ddray.tuning.space import apply_knobs, effective_knobs
-
     t, seed0 = spec.tuning, spec.seeds[0]
     base = {**cfg, "seed": seed0}
     base_deps = [d for d in deps if d != synth_key]
