@@ -26,7 +26,7 @@ SCORE_BATCH = 512  # crops per teacher forward pass
 
 
 class RDEDParams(MethodParams):
-    factor: int = Field(2, ge=1, description="patches per side: each image stitches factor×factor patches (1 = whole crops; use 1 or 2 for 8×8 digits)")
+    factor: int = Field(2, ge=1, description="patches per side: each image stitches factor×factor patches (1 = whole crops; use 1 for 8×8 digits: their 4×4 patches at factor 2 are unrecognizable)")
     num_crop: int = Field(5, ge=1, description="random resized crops scored per candidate image (RDED: 5)")
     mipc: int = Field(300, ge=1, description="candidate real images per class (RDED: 300; capped at the smallest class)")
     crop_scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop area range of the candidate crops")
