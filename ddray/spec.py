@@ -398,15 +398,21 @@ def _check_protocols(spec: Spec, problems: list[str]) -> None:
             break
 
 
-def _check_methods(spec: Spec, problems: list[str], min_class: dict[str, int]) -> None:
+def _check_methods(spec: Spec, problems: list[str]) -> None:
     from ddray.methods import get_method
 
-    needs_teacher = False
     for name, m in spec.methods.items():
         kind = m.resolved_kind(name)
         if kind == "files":
-            if m.params:
-                problems.append(f"methods.{name}: 'files' takes no parameters, got {sorted(m.params)}")
+            from ddray.methods.files import FilesParams
+
+            try:
+                FilesParams.model_validate({"files": m.files, **m.params})
+            except ValidationError as e:
+                problems += validation_problems(e, FilesParams, prefix=f"methods.{name}")
+                continue
+            if "://" in m.files:  # type: ignore[operator]  # object stores are checked when read
+                continue
             for ds in spec.datasets:
                 for ipc in spec.ipc:
                     path = Path(m.files.format(dataset=ds, ipc=ipc))  # type: ignore[union-attr]
@@ -422,10 +428,7 @@ def _check_methods(spec: Spec, problems: list[str], min_class: dict[str, int]) -
             entry.params_model.model_validate(m.params)
         except ValidationError as e:
             problems += validation_problems(e, entry.params_model, prefix=f"methods.{name}")
-        needs_teacher |= bool(entry.needs_teacher)
-        labels = spec.method_labels(name)
-        needs_teacher |= labels != "hard"
-        if labels == "hybrid" and len(spec.teacher_list) < 2:
+        if spec.method_labels(name) == "hybrid" and len(spec.teacher_list) < 2:
             problems.append(f"methods.{name}.labels: hybrid labels need at least two teachers")
 
 
@@ -480,7 +483,6 @@ def check_spec(spec: Spec) -> None:
             problems.append(f"{where}.arch: {e}")
         if t.checkpoint and not Path(t.checkpoint).is_file():
             problems.append(f"{where}.checkpoint: {t.checkpoint} is not a file")
-    min_class: dict[str, int] = {}
     for name, ds in spec.datasets.items():
         try:
             meta = dataset_meta(ds.loader or name, ds.root, field=f"datasets.{name}.root", **ds.options)
@@ -491,7 +493,6 @@ def check_spec(spec: Spec) -> None:
             problems.append(f"datasets.{name}: {e}")
             continue
         smallest = min(meta.class_counts)
-        min_class[name] = smallest
         for i, arch in enumerate(spec.archs):
             try:  # a ConvNet too deep for this image size fails here, not mid-benchmark
                 validate_arch(arch, image_size=meta.image_shape[1])
@@ -504,7 +505,7 @@ def check_spec(spec: Spec) -> None:
         problems.append(f"protocol: unknown preset '{spec.protocol}'{did_you_mean(spec.protocol, PRESETS)}; known: {', '.join(PRESETS)}")
     else:
         _check_protocols(spec, problems)
-    _check_methods(spec, problems, min_class)
+    _check_methods(spec, problems)
     _check_resources(spec, problems)
     _check_tuning(spec, problems)
     if problems:

@@ -91,3 +91,25 @@ def test_fractional_gpus_pack_four_trials_per_gpu(ray_local, tmp_path):
     latest_start = max(s["start"] for s in spans)
     earliest_end = min(s["end"] for s in spans)
     assert latest_start < earliest_end, "the four 0.25-GPU trials did not all run at once"
+
+
+def test_bring_your_own_files_are_evaluated(ray_local, tmp_path):
+    import torch
+
+    from ddray.data import load_dataset
+    from ddray.engine import random_subset
+
+    d = load_dataset("digits")
+    folder = tmp_path / "mine" / "digits" / "ipc1"
+    folder.mkdir(parents=True)
+    idx = random_subset(d.train_y, d.num_classes, 1, 5)
+    torch.save(d.train_x[idx], folder / "images.pt")
+    torch.save(d.train_y[idx], folder / "labels.pt")
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["methods"] = {"mine": {"files": str(tmp_path / "mine" / "{dataset}" / "ipc{ipc}"), "normalized": True}}
+    plan, summary = _run(spec, str(tmp_path / "store"))
+    assert summary.exit_code == 0 and not plan.stage("synth")
+    rows = Store(str(tmp_path / "store")).read_rows()
+    syn = rows[(rows.stage == "eval") & (rows.arm == "syn")]
+    assert set(syn["method"]) == {"mine"} and syn["top1"].between(0, 1).all()
+    assert syn["synth_s"].isna().all()  # a user's set has no time-to-synthesize

@@ -87,7 +87,7 @@ def _distilled(cfg: dict[str, Any], data: RealData, store: Store):
 
     method = cfg["method"]
     if method["kind"] == "files":
-        return load_files(method["files"], data, cfg["ipc"])
+        return load_files(method["files"], data, cfg["ipc"], normalized=method["params"].get("normalized", True))
     return load_distilled(store.loc.fs, store.artifact_dir("distilled", cfg["synth"]))
 
 
