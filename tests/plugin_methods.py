@@ -30,3 +30,24 @@ def sleepy(ctx):
     with open(os.path.join(extra["log"], f"{ctx.seed}-{ctx.ipc}.json"), "w") as f:
         json.dump({"start": t0, "end": time.time(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
     return _subset(ctx)
+
+
+def noded(ctx):
+    """Records the Ray node it ran on, with its start and end; first waits (up to 60 s) until
+    `together` probes have started, so that a test can see trials share a node at once."""
+    import glob
+
+    import ray
+
+    extra = ctx.params.model_extra or {}
+    log, name = extra["log"], f"{ctx.seed}-{ctx.ipc}"
+    node, t0 = ray.get_runtime_context().get_node_id(), time.time()
+    with open(os.path.join(log, f"{name}.started"), "w") as f:
+        f.write(node)
+    deadline = t0 + 60
+    while len(glob.glob(os.path.join(log, "*.started"))) < int(extra.get("together", 0)) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(float(extra.get("seconds", 0.0)))
+    with open(os.path.join(log, f"{name}.json"), "w") as f:
+        json.dump({"node": node, "start": t0, "end": time.time(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
+    return _subset(ctx)
