@@ -1,7 +1,7 @@
 """The evaluation spec: what a user writes in `specs/*.yaml`.
 
 Two layers of checks. The pydantic models check shape and types (and power `ddray schema`);
-`check_spec` then checks the spec against the world — registries, data roots, class counts,
+`ddray.spec_check.check_spec` then checks the spec against the world — registries, data roots, class counts,
 method parameters — and collects every problem, so one `ddray validate` lists all of them as
 `path.to.field: message`.
 """
@@ -368,148 +368,10 @@ def load_spec(path: str | Path, check: bool = True) -> Spec:
     _, data = load_spec_text(path)
     spec = parse_spec(data)
     if check:
+        from ddray.spec_check import check_spec  # registries, data roots: only when asked
+
         check_spec(spec)
     return spec
-
-
-# ---------------------------------------------------------------------------- semantic checks
-
-
-def _check_protocols(spec: Spec, problems: list[str]) -> None:
-    for arch in spec.archs:
-        try:
-            spec.student_protocol(arch)
-        except ValidationError as e:
-            where = f"arch_overrides.{arch}" if arch in spec.arch_overrides else "overrides"
-            problems += validation_problems(e, Protocol, prefix=where)
-        except ValueError as e:
-            problems.append(f"protocol: {e}")
-    for arch in spec.arch_overrides:
-        if arch not in spec.archs:
-            problems.append(f"arch_overrides.{arch}: not one of archs{did_you_mean(arch, spec.archs)}")
-    for ds in spec.datasets:
-        try:
-            spec.full_protocol(ds)
-        except ValidationError as e:
-            problems += validation_problems(e, Protocol, prefix="full")
-            break
-        except ValueError as e:
-            problems.append(f"full: {e}")
-            break
-
-
-def _check_methods(spec: Spec, problems: list[str]) -> None:
-    from ddray.methods import get_method
-
-    for name, m in spec.methods.items():
-        kind = m.resolved_kind(name)
-        if kind == "files":
-            from ddray.methods.files import FilesParams
-
-            try:
-                FilesParams.model_validate({"files": m.files, **m.params})
-            except ValidationError as e:
-                problems += validation_problems(e, FilesParams, prefix=f"methods.{name}")
-                continue
-            if "://" in m.files:  # type: ignore[operator]  # object stores are checked when read
-                continue
-            for ds in spec.datasets:
-                for ipc in spec.ipc:
-                    path = Path(m.files.format(dataset=ds, ipc=ipc))  # type: ignore[union-attr]
-                    if not path.exists():
-                        problems.append(f"methods.{name}.files: {path} does not exist (dataset {ds}, ipc {ipc})")
-            continue
-        try:
-            entry = get_method(kind)
-        except (InputError, ValueError, KeyError, ImportError) as e:
-            problems.append(f"methods.{name}.kind: {e}" if m.kind else f"methods.{name}: {e}")
-            continue
-        try:
-            entry.params_model.model_validate(m.params)
-        except ValidationError as e:
-            problems += validation_problems(e, entry.params_model, prefix=f"methods.{name}")
-        if spec.method_labels(name) == "hybrid" and len(spec.teacher_list) < 2:
-            problems.append(f"methods.{name}.labels: hybrid labels need at least two teachers")
-
-
-def _check_resources(spec: Spec, problems: list[str]) -> None:
-    allowed = set(spec.archs) | {t.arch for t in spec.teacher_list} | {"synth", "default", "full"}
-    for key in spec.resources:
-        if key not in allowed:
-            problems.append(f"resources.{key}: not a student or teacher arch of this spec, 'synth', 'full' or 'default'{did_you_mean(key, allowed)}")
-
-
-def _check_tuning(spec: Spec, problems: list[str]) -> None:
-    """Every searched config must make a valid protocol for every student arch, before any trial runs."""
-    if spec.tuning is None:
-        return
-    from ddray.tuning.space import apply_knobs
-
-    configs = spec.tuning.configs()
-    for arch in spec.archs:
-        try:
-            base = spec.student_protocol(arch)
-        except (ValidationError, ValueError):
-            continue  # reported by _check_protocols
-        if isinstance(base.lr, tuple):
-            problems.append("tuning: the protocol's lr is a list (its own lr search); with tuning, search lr in tuning.space.lr")
-            return
-        for knobs in configs:
-            try:
-                apply_knobs(base.model_dump(mode="json"), knobs, aug=True)
-            except ValidationError as e:
-                first = e.errors()[0]
-                where = ".".join(str(x) for x in first["loc"])
-                problems.append(f"tuning.space: {knobs} gives a bad protocol for {arch}: {where}: {first['msg']}")
-                return
-
-
-def check_spec(spec: Spec) -> None:
-    """Check a parsed spec against registries, data roots and class counts; raise every problem at once."""
-    from ddray.data import dataset_meta
-    from ddray.models import validate_arch
-
-    problems: list[str] = []
-    for i, arch in enumerate(spec.archs):
-        try:
-            validate_arch(arch)
-        except (InputError, ValueError) as e:
-            problems.append(f"archs.{i}: {e}")
-    for i, t in enumerate(spec.teacher_list):
-        where = f"teachers.{i}" if isinstance(spec.teachers, list) else "teachers"
-        try:
-            validate_arch(t.arch)
-        except (InputError, ValueError) as e:
-            problems.append(f"{where}.arch: {e}")
-        if t.checkpoint and not Path(t.checkpoint).is_file():
-            problems.append(f"{where}.checkpoint: {t.checkpoint} is not a file")
-    for name, ds in spec.datasets.items():
-        try:
-            meta = dataset_meta(ds.loader or name, ds.root, field=f"datasets.{name}.root", **ds.options)
-        except InputError as e:
-            problems += [p if ":" in p.split(" ")[0] else f"datasets.{name}: {p}" for p in e.problems]
-            continue
-        except (ValueError, KeyError) as e:
-            problems.append(f"datasets.{name}: {e}")
-            continue
-        smallest = min(meta.class_counts)
-        for i, arch in enumerate(spec.archs):
-            try:  # a ConvNet too deep for this image size fails here, not mid-benchmark
-                validate_arch(arch, image_size=meta.image_shape[1])
-            except (InputError, ValueError) as e:
-                problems.append(f"archs.{i}: {e} (dataset '{name}')")
-        for j, ipc in enumerate(spec.ipc):
-            if ipc > smallest:
-                problems.append(f"ipc.{j}: {ipc} images per class, but the smallest class of '{name}' has {smallest}")
-    if spec.protocol not in PRESETS:
-        problems.append(f"protocol: unknown preset '{spec.protocol}'{did_you_mean(spec.protocol, PRESETS)}; known: {', '.join(PRESETS)}")
-    else:
-        _check_protocols(spec, problems)
-    _check_methods(spec, problems)
-    _check_resources(spec, problems)
-    _check_tuning(spec, problems)
-    if problems:
-        raise InputError(problems)
 
 
 def default_gpu_fraction(arch: str) -> float:

@@ -60,7 +60,7 @@ def check_cluster_file(path: str | os.PathLike[str],
     name = str(path)
     out = ClusterCheck()
     try:
-        docs = [d for d in yaml.load_all(Path(path).read_text(), Loader=_Loader) if d is not None]
+        docs = [d for d in yaml.load_all(Path(path).read_text(), Loader=_safe_loader) if d is not None]
     except FileNotFoundError:
         out.problems.append(f"{name}: no such file")
         return out
@@ -306,7 +306,7 @@ def find_crd(kind: str, crd_dir: Any = None) -> Path | None:
 
 @lru_cache(maxsize=8)
 def _load_crd(path: str) -> dict[str, Any]:
-    return yaml.load(Path(path).read_text(), Loader=_Loader)
+    return yaml.load(Path(path).read_text(), Loader=_safe_loader)
 
 
 def _crd_kind(path: str) -> str | None:
@@ -442,3 +442,6 @@ def _short(value: Any) -> str:
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Safe YAML, C-accelerated when available (the CRDs are megabytes)."""
+
+
+_safe_loader = _Loader  # every YAML file here is read with this safe loader
