@@ -131,15 +131,13 @@ def _run_eval(trial: dict[str, Any], data: RealData, store: Store, rt: Runtime, 
         x, y = ds.images, ds.labels
         if y.ndim == 2 and cfg["labels"] == "hard":
             y = y.argmax(dim=1)  # a soft-label set evaluated under hard labels: its argmax classes
-        extra = {"synth_s": ds.synth_seconds, "synth_device": ds.device}
-        if ds.synth_seconds is None and cfg.get("synth"):
-            extra = {}
+        extra = {"synth_s": ds.synth_seconds, "synth_device": ds.device}  # None for a user's files
     else:  # rdm: class-balanced random real subset drawn from the trial seed
         idx = random_subset(data.train_y, data.num_classes, cfg["ipc"], cfg["seed"])
         x, y = data.train_x[idx], data.train_y[idx]
     val = None
     if isinstance(protocol.lr, tuple):
-        tr, va = holdout_split(data.train_y, protocol.val_fraction, cfg["seed"])
+        _, va = holdout_split(data.train_y, protocol.val_fraction, cfg["seed"])
         val = (data.train_x[va], data.train_y[va])
     teachers = _load_teachers(cfg.get("teachers", []), data, store, device)
     ck = StoreCheckpointer(store, trial["key"], _checkpoint_every(rt, protocol.epochs))
