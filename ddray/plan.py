@@ -119,6 +119,41 @@ class _Builder:
                 deps.append(k)
         return refs, deps
 
+    def synth(self, dataset: str, method: str, mref: dict[str, Any], ipc: int, seed: int) -> str | None:
+        """The synthesis trial of a method's set (None for a user's files: nothing to make)."""
+        kind = mref["kind"]
+        if kind in _NO_SYNTH_KINDS:
+            return None
+        cfg: dict[str, Any] = {"stage": "synth", "dataset": _dataset_ref(self.spec, dataset), "method": mref,
+                               "ipc": ipc, "seed": seed}
+        deps: list[str] = []
+        if _needs_teacher(kind, mref["params"]):
+            refs, tdeps = self.teachers(dataset, method)
+            cfg["teachers"], deps = refs[:1], tdeps[:1]
+        return self.add("synth", cfg, deps, "synth", method)
+
+    def eval_arm(self, dataset: str, method: str, mref: dict[str, Any], ipc: int, seed: int, arch: str,
+                 arm: ArmSpec, synth_key: str | None) -> tuple[dict[str, Any], list[str]]:
+        """One evaluation trial of an rdm or syn arm; returns its config and dependencies."""
+        protocol = self.spec.student_protocol(arch)
+        labels = arm.labels or self.spec.method_labels(method)
+        aug = arm.aug and protocol.augment.active
+        cfg: dict[str, Any] = {"stage": "eval", "dataset": _dataset_ref(self.spec, dataset), "ipc": ipc, "arch": arch,
+                               "seed": seed, "arm": arm.arm, "labels": labels, "aug": aug,
+                               "protocol": arm_protocol(protocol, labels, aug)}
+        deps: list[str] = []
+        if labels != "hard":
+            refs, tdeps = self.teachers(dataset, method)
+            cfg["teachers"] = refs if labels == "hybrid" else refs[:1]
+            deps += tdeps if labels == "hybrid" else tdeps[:1]
+        if arm.arm == "syn":
+            cfg["method"] = mref
+            if synth_key:
+                cfg["synth"] = synth_key
+                deps.append(synth_key)
+        self.add("eval", cfg, deps, arch, method)
+        return cfg, deps
+
 
 def _method_ref(spec: Spec, name: str) -> dict[str, Any]:
     m = spec.methods[name]
@@ -161,57 +196,32 @@ def _select(spec: Spec, only: Mapping[str, set[str]] | None, field: str, values:
 ONLY_FIELDS = ("method", "dataset", "ipc", "arch", "seed")
 
 
+def _with_files(spec: Spec, method: str, mref: dict[str, Any], dataset: str, ipc: int) -> dict[str, Any]:
+    """A `files` method's reference with its path template resolved for (dataset, IPC)."""
+    if mref["kind"] not in _NO_SYNTH_KINDS:
+        return mref
+    return {**mref, "files": spec.methods[method].files.format(dataset=dataset, ipc=ipc)}  # type: ignore[union-attr]
+
+
 def make_plan(spec: Spec, only: Mapping[str, set[str]] | None = None) -> Plan:
     """Expand a spec (optionally a slice of it, `only={"ipc": {"1"}}`) into keyed trials."""
     b = _Builder(spec)
     needs_full: set[tuple[str, str]] = set()
     for dataset in _select(spec, only, "dataset", spec.datasets):
-        dref = _dataset_ref(spec, dataset)
         for method in _select(spec, only, "method", spec.methods):
-            mref = _method_ref(spec, method)
-            kind = mref["kind"]
-            L = spec.method_labels(method)
             for ipc in _select(spec, only, "ipc", spec.ipc):
-
-                def synth_for(seed: int) -> str | None:
-                    if kind in _NO_SYNTH_KINDS:
-                        return None
-                    cfg: dict[str, Any] = {"stage": "synth", "dataset": dref, "method": mref, "ipc": ipc, "seed": seed}
-                    synth_deps: list[str] = []
-                    if _needs_teacher(kind, mref["params"]):
-                        refs, deps = b.teachers(dataset, method)
-                        cfg["teachers"] = refs[:1]
-                        synth_deps = deps[:1]
-                    return b.add("synth", cfg, synth_deps, "synth", method)
-
+                mref = _with_files(spec, method, _method_ref(spec, method), dataset, ipc)
                 for seed in _select(spec, only, "seed", spec.seeds):
-                    synth_key = synth_for(seed)
-                    if kind in _NO_SYNTH_KINDS:
-                        mref = {**mref, "files": spec.methods[method].files.format(dataset=dataset, ipc=ipc)}  # type: ignore[union-attr]
+                    synth_key = b.synth(dataset, method, mref, ipc, seed)
                     for arch in _select(spec, only, "arch", spec.archs):
-                        protocol = spec.student_protocol(arch)
                         for arm in _arms(spec, method):
                             if arm.arm == "full":
                                 needs_full.add((dataset, arch))
                                 continue
-                            labels = arm.labels or L
-                            aug = arm.aug and protocol.augment.active
-                            cfg = {"stage": "eval", "dataset": dref, "ipc": ipc, "arch": arch, "seed": seed,
-                                   "arm": arm.arm, "labels": labels, "aug": aug,
-                                   "protocol": arm_protocol(protocol, labels, aug)}
-                            deps: list[str] = []
-                            if labels != "hard":
-                                refs, tdeps = b.teachers(dataset, method)
-                                cfg["teachers"] = refs if labels == "hybrid" else refs[:1]
-                                deps += tdeps if labels == "hybrid" else tdeps[:1]
-                            if arm.arm == "syn":
-                                cfg["method"] = mref
-                                if synth_key:
-                                    cfg["synth"] = synth_key
-                                    deps.append(synth_key)
-                            b.add("eval", cfg, deps, arch, method)
+                            cfg, deps = b.eval_arm(dataset, method, mref, ipc, seed, arch, arm, synth_key)
                             if spec.tuning is not None:
-                                _add_tuned(b, spec, cfg, deps, synth_key, synth_for(spec.seeds[0]), method)
+                                synth0 = b.synth(dataset, method, mref, ipc, spec.seeds[0])
+                                _add_tuned(b, spec, cfg, deps, synth_key, synth0, method)
     # Acc(full, hard) is per (dataset, arch, seed) and shared by every method.
     seeds = spec.full.seeds if spec.full.seeds is not None else _select(spec, only, "seed", spec.seeds)
     for dataset, arch in sorted(needs_full):
