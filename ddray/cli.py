@@ -91,7 +91,7 @@ def plan(spec: SpecArg,
     stored: set[str] = set()
     if uri:
         st = Store(uri)
-        stored = {k for v in st.done_keys().values() for k in v}
+        stored = st.stored_keys()
     if as_json:
         print(json.dumps({"name": s.name, "counts": p.counts(),
                           "trials": [{**t.to_dict(), "done": t.key in stored} for t in p.trials]}, indent=1))

@@ -144,14 +144,14 @@ def _tune_stage(trials: list[Trial], gpus: dict[str, float], runtime: dict[str, 
     tuner.fit()
 
 
-def _dependants(trials: list[Trial], failed: set[str]) -> list[Trial]:
-    """Trials that need a failed key, directly or through another such trial."""
-    bad, out, grew = set(failed), [], True
+def _dependants(trials: list[Trial], failed: set[str]) -> set[str]:
+    """Keys of trials that need a failed key, directly or through another such trial."""
+    bad, out, grew = set(failed), set(), True
     while grew:
         grew = False
         for t in trials:
-            if t not in out and bad & set(t.deps):
-                out.append(t)
+            if t.key not in out and bad.intersection(t.deps):
+                out.add(t.key)
                 bad.add(t.key)
                 grew = True
     return out
@@ -161,13 +161,12 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
              retry_errored: bool = False, verbose: bool = False, progress: bool = True,
              roots: dict[str, str | None] | None = None, track: str = "fixed") -> RunSummary:
     """Run every planned trial missing from the store; return what happened."""
-    done = store.done_keys()
-    stored = {k for s in done.values() for k in s}
-    errors = store.errors_of()
+    stored = store.stored_keys()
     todo = [t for t in plan.trials if t.key not in stored]
     if retry_errored:
+        errors = store.errors_of()
         todo = [t for t in todo if t.key in errors]
-    summary = RunSummary(planned=len(plan.trials), already=len(plan.trials) - len([t for t in plan.trials if t.key not in stored]))
+    summary = RunSummary(planned=len(plan.trials), already=sum(t.key in stored for t in plan.trials))
     if not todo:
         return summary
     init_ray(address, verbose)
@@ -200,15 +199,17 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
                 bar.set_stage("+".join(stages), len(ready))
                 _tune_stage(ready, gpus, runtime, mf, [bar], tune_dir, f"{spec.name}-wave{wave}", verbose)
                 summary.ran += len(ready)
-                stored = {k for s in store.done_keys().values() for k in s}
+                stored = store.stored_keys()
                 summary.stored += sum(t.key in stored for t in ready)
                 failed = {t.key for t in ready if t.key not in stored}
                 summary.failed += sorted(failed)
-                pending = [t for t in pending if t not in ready]
-                # a failed dependency blocks its dependants for this run (they are retried next run)
+                # a failed dependency blocks its dependants for this run (they are retried next run);
+                # compare keys, not Trials: Trial equality compares whole configs
+                ran = {t.key for t in ready}
+                pending = [t for t in pending if t.key not in ran]
                 blocked = _dependants(pending, failed)
-                summary.blocked += [t.key for t in blocked]
-                pending = [t for t in pending if t not in blocked]
+                summary.blocked += sorted(blocked)
+                pending = [t for t in pending if t.key not in blocked]
     finally:
         shutil.rmtree(tune_dir, ignore_errors=True)
     return summary

@@ -60,6 +60,10 @@ class Store:
     def done_keys(self, stages: Iterable[str] = STAGES) -> dict[str, set[str]]:
         return {s: {n[: -len(".parquet")] for n in list_files(self.loc, self.path("rows", s), ".parquet")} for s in stages}
 
+    def stored_keys(self) -> set[str]:
+        """Every stored key, whatever its stage (keys are unique across stages)."""
+        return {k for keys in self.done_keys().values() for k in keys}
+
     def has_row(self, stage: str, key: str) -> bool:
         return bool(list_files(self.loc, self.path("rows", stage), f"{key}.parquet"))
 
