@@ -218,3 +218,17 @@ def test_cuda_path_bf16_channels_last_and_resume(digits, teacher):
     r = run(checkpointer=ck)
     assert r.status == "ok" and r.epochs_run == 4 and 0.0 <= r.top1 <= 1.0
     assert next(r.model.parameters()).device.type == "cuda"
+
+
+def test_compiled_step_is_deterministic_resumable_and_close_to_eager(digits):
+    """`compile: true` runs the same algorithm: same trial twice identical, resume bit-exact, ≈ eager."""
+    run = _small_trial(digits, compile=True)
+    a, b = run(), run()
+    assert a.status == "ok" and a.top1 == b.top1 and a.loss == b.loss
+    ck = _StopAt(every=3, stop_at=1)
+    with pytest.raises(_Interrupt):
+        run(checkpointer=ck)
+    resumed = run(checkpointer=ck)
+    assert resumed.top1 == a.top1 and _weights_equal(resumed.model, a.model)
+    eager = _small_trial(digits)()
+    assert abs(eager.loss - a.loss) < 1e-3 * max(1.0, abs(eager.loss))
