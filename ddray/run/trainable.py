@@ -19,7 +19,7 @@ from ddray.run.execute import Runtime, execute
 from ddray.store import Store, StoreCheckpointer
 
 
-def pick_device(gpu: float) -> torch.device:
+def trial_device(gpu: float) -> torch.device:
     """CUDA when Ray gave this trial a (fraction of a) real GPU, else CPU (fake GPUs in tests)."""
     if gpu and torch.cuda.is_available() and ray.get_gpu_ids():
         return torch.device("cuda", 0)  # Ray sets CUDA_VISIBLE_DEVICES to the assigned GPU
@@ -50,7 +50,7 @@ def run_trial(config: dict[str, Any]) -> None:
     if store.has_row(trial["stage"], trial["key"]):  # a duplicate launch (e.g. after a lost driver)
         tune.report({"stored": 1, "top1": -1.0})
         return
-    device = pick_device(float(trial["gpu"] or 0))
+    device = trial_device(float(trial["gpu"] or 0))
     try:
         row = execute(trial, rt, device, on_epoch=resume_notice(trial["key"], trial.get("label", "")))
         store.write_row(row)
