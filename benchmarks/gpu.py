@@ -1,0 +1,192 @@
+"""Trials/hour on one GPU at fractions 1, 1/2, 1/4, 1/8: what fractional packing buys.
+
+Why it needs no Ray: `gpu: f` is bookkeeping in Ray — it lets 1/f trials share a GPU, each in its
+own worker process. Running N = 1/f engine processes side by side on one GPU therefore measures
+exactly what the fraction buys, and runs on GPU boxes where Ray is not installed.
+
+Each worker builds CIFAR-sized data in memory (32×32 RGB, 10 classes; it only needs shapes), warms
+up (CUDA context, cuDNN autotune, first compile), waits until every worker is ready, then runs
+`--trials` trials of the RD³ protocol (soft labels from a ConvNet/ResNet teacher, KL, RRC + flip +
+CutMix, `--epochs` epochs at IPC `--ipc`) and reports start/end times and its peak device memory.
+Throughput is trials / (last end − first start) · 3600; the fraction with the most trials/hour is
+the arch's best default (`ddray.spec.default_gpu_fraction`).
+
+Run: `python -m benchmarks.gpu [--archs convnet-d3 resnet18] [--fractions 1 0.5 0.25 0.125]
+[--epochs 50] [--ipc 10] [--trials 2] [--out DIR]`. `--device cpu` checks the harness on a
+machine without CUDA (the figures then mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FRACTIONS = (1.0, 0.5, 0.25, 0.125)
+ARCHS = ("convnet-d3", "resnet18")
+
+
+def _data(ipc: int, n_test: int, seed: int):
+    import torch
+
+    from ddray.data.types import RealData
+
+    g = torch.Generator().manual_seed(seed)
+    classes = [str(c) for c in range(10)]
+    train_y = torch.arange(10).repeat_interleave(max(ipc, 50))
+    data = RealData("made-up-cifar", torch.randn(len(train_y), 3, 32, 32, generator=g), train_y,
+                    torch.randn(n_test, 3, 32, 32, generator=g), torch.randint(0, 10, (n_test,), generator=g),
+                    classes, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    x = torch.randn(10 * ipc, 3, 32, 32, generator=g)
+    y = torch.arange(10).repeat_interleave(ipc)
+    return data, x, y
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One packed trial slot: warm up, wait for the others, run `args.trials` trials, print JSON."""
+    import torch
+
+    from ddray.engine import train_student
+    from ddray.models import build_model
+    from ddray.protocols import resolve_protocol
+
+    device = torch.device(args.device)
+    torch.set_num_threads(1)
+    data, x, y = _data(args.ipc, args.n_test, seed=args.slot)
+    torch.manual_seed(1000 + args.slot)
+    teacher = build_model(args.arch, 3, 10, 32).to(device).eval()
+    protocol = resolve_protocol("rd3", {"epochs": args.epochs, "compile": args.compile})
+    warm = resolve_protocol("rd3", {"epochs": 1, "compile": args.compile})
+
+    def trial(p, seed: int) -> float:
+        t0 = time.perf_counter()
+        train_student(x.to(device), y.to(device), data, args.arch, p, labels="soft", aug=True, seed=seed,
+                      teachers=[teacher], device=device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    trial(warm, 0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    Path(args.ready_dir, f"{args.slot}").touch()
+    while len(os.listdir(args.ready_dir)) < args.slots:  # start together: the GPU is shared from t0
+        time.sleep(0.05)
+    start = time.time()
+    times = [trial(protocol, seed) for seed in range(1, args.trials + 1)]
+    end = time.time()
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    reserved = torch.cuda.max_memory_reserved(device) if device.type == "cuda" else 0
+    print(json.dumps({"start": start, "end": end, "times": times, "peak_alloc": peak, "peak_reserved": reserved}))
+
+
+def _cell(arch: str, fraction: float, args: argparse.Namespace) -> dict[str, float]:
+    """Run 1/fraction worker processes at once on one device; trials/hour and peak memory per trial."""
+    slots = max(1, round(1 / fraction))
+    with tempfile.TemporaryDirectory() as ready:
+        cmd = [sys.executable, "-m", "benchmarks.gpu", "--worker", "--arch", arch, "--ipc", str(args.ipc),
+               "--epochs", str(args.epochs), "--trials", str(args.trials), "--n-test", str(args.n_test),
+               "--device", args.device, "--slots", str(slots), "--ready-dir", ready]
+        if args.compile:
+            cmd.append("--compile")
+        procs = [subprocess.Popen([*cmd, "--slot", str(i)], stdout=subprocess.PIPE, text=True) for i in range(slots)]
+        outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"{arch} at gpu {fraction}: a worker failed (exit codes {[p.returncode for p in procs]})")
+    res = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    wall = max(r["end"] for r in res) - min(r["start"] for r in res)
+    n = sum(len(r["times"]) for r in res)
+    return {"arch": arch, "fraction": fraction, "slots": slots, "trials_per_hour": n / wall * 3600,
+            "trial_s": statistics.median(t for r in res for t in r["times"]),
+            "peak_alloc_mib": max(r["peak_alloc"] for r in res) / 2**20,
+            "peak_reserved_mib": max(r["peak_reserved"] for r in res) / 2**20}
+
+
+def run(args: argparse.Namespace) -> list[dict[str, float]]:
+    cells = []
+    for arch in args.archs:
+        for f in args.fractions:
+            c = _cell(arch, f, args)
+            print(f"gpu: {arch} at {f:g} ({c['slots']} per GPU): {c['trials_per_hour']:.0f} trials/h, "
+                  f"median trial {c['trial_s']:.1f} s, peak {c['peak_alloc_mib']:.0f} MiB allocated "
+                  f"({c['peak_reserved_mib']:.0f} reserved)", flush=True)
+            cells.append(c)
+    return cells
+
+
+def best_fractions(cells: list[dict[str, float]]) -> dict[str, float]:
+    """Per arch, the fraction with the most trials/hour (ties go to the larger fraction: less risk)."""
+    best: dict[str, dict[str, float]] = {}
+    for c in cells:
+        b = best.get(c["arch"])
+        if b is None or c["trials_per_hour"] > b["trials_per_hour"] * 1.02:
+            best[c["arch"]] = c
+    return {a: c["fraction"] for a, c in best.items()}
+
+
+def markdown(cells: list[dict[str, float]], args: argparse.Namespace, device_name: str) -> str:
+    lines = [f"GPU packing on {device_name}: RD³ protocol (soft labels, KL, RRC+flip+CutMix), IPC {args.ipc}, "
+             f"{args.epochs} epochs, {args.trials} trials per slot, test split {args.n_test} images"
+             f"{', compiled' if args.compile else ''}.", "",
+             "| arch | gpu | trials per GPU | trials/hour | vs gpu 1.0 | median trial s | peak alloc MiB |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    base = {c["arch"]: c["trials_per_hour"] for c in cells if c["fraction"] == max(args.fractions)}
+    for c in cells:
+        lines.append(f"| {c['arch']} | {c['fraction']:g} | {c['slots']} | {c['trials_per_hour']:.0f} | "
+                     f"{c['trials_per_hour'] / base[c['arch']]:.2f}× | {c['trial_s']:.1f} | {c['peak_alloc_mib']:.0f} |")
+    best = best_fractions(cells)
+    lines += ["", "Best default fraction: " + ", ".join(f"{a} {f:g}" for a, f in best.items()), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Runs only where CUDA is present (or with --device cpu); returns trials/hour per cell."""
+    args = parse(argv or [])
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("gpu: skipped (no CUDA device here)")
+        return {}
+    name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU (harness check only)"
+    cells = run(args)
+    text = markdown(cells, args, name)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gpu.md").write_text(text)
+        (out / "gpu.json").write_text(json.dumps(cells, indent=1))
+    print(text)
+    return {f"{c['arch']}@{c['fraction']:g} trials/h": c["trials_per_hour"] for c in cells}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", nargs="+", default=list(ARCHS))
+    ap.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS))
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--ipc", type=int, default=10)
+    ap.add_argument("--trials", type=int, default=2, help="trials per slot after warm-up")
+    ap.add_argument("--n-test", type=int, default=10000)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the student step (protocol knob)")
+    ap.add_argument("--out", default=None, help="folder for gpu.md and gpu.json")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--arch", help=argparse.SUPPRESS)
+    ap.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--slots", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--ready-dir", help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+if __name__ == "__main__":
+    ns = parse(sys.argv[1:])
+    if ns.worker:
+        worker(ns)
+    else:
+        main(sys.argv[1:])

@@ -1,0 +1,27 @@
+"""The GPU packing benchmark's harness (N engine processes per device) works; timings are not checked.
+
+On a machine with CUDA this is the same code path `python -m benchmarks.gpu` runs; here it runs the
+workers on the CPU with a few images so that a broken harness is caught before a GPU is rented.
+"""
+
+from __future__ import annotations
+
+from benchmarks import gpu
+
+
+def test_packing_harness_runs_workers_side_by_side(tmp_path):
+    figures = gpu.main(["--device", "cpu", "--archs", "convnet-d3", "--fractions", "1", "0.5",
+                        "--epochs", "1", "--ipc", "1", "--trials", "1", "--n-test", "64", "--out", str(tmp_path)])
+    assert set(figures) == {"convnet-d3@1 trials/h", "convnet-d3@0.5 trials/h"}
+    assert all(v > 0 for v in figures.values())
+    doc = (tmp_path / "gpu.md").read_text()
+    assert "| convnet-d3 | 0.5 | 2 |" in doc and "Best default fraction: convnet-d3" in doc
+
+
+def test_best_fraction_prefers_the_larger_share_on_ties():
+    cells = [{"arch": "a", "fraction": 1.0, "trials_per_hour": 100.0},
+             {"arch": "a", "fraction": 0.5, "trials_per_hour": 101.0},
+             {"arch": "a", "fraction": 0.25, "trials_per_hour": 180.0},
+             {"arch": "b", "fraction": 1.0, "trials_per_hour": 100.0},
+             {"arch": "b", "fraction": 0.5, "trials_per_hour": 101.0}]
+    assert gpu.best_fractions(cells) == {"a": 0.25, "b": 1.0}
