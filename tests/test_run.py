@@ -113,3 +113,20 @@ def test_bring_your_own_files_are_evaluated(ray_local, tmp_path):
     syn = rows[(rows.stage == "eval") & (rows.arm == "syn")]
     assert set(syn["method"]) == {"mine"} and syn["top1"].between(0, 1).all()
     assert syn["synth_s"].isna().all()  # a user's set has no time-to-synthesize
+
+
+def test_waves_start_the_longest_trials_first():
+    """Tune starts a wave's trials in the order given: full-data, then synthesis, then evaluations by epochs x IPC."""
+    from ddray.run.runner import expected_work
+
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["ipc"] = [1, 10]
+    plan = make_plan(parse_spec(spec))
+    ordered = sorted(plan.trials, key=expected_work)
+    stages = [t.stage for t in ordered]
+    assert stages == sorted(stages, key=["full", "synth", "eval"].index)
+    evals = [t for t in ordered if t.stage == "eval"]
+    ipcs = [t.config["ipc"] for t in evals]
+    assert ipcs == sorted(ipcs, reverse=True) and ipcs[0] == 10 and ipcs[-1] == 1
+    # ties keep the plan's order (a stable sort), so a wave's order stays reproducible
+    assert [t.key for t in evals if t.config["ipc"] == 10] == [t.key for t in plan.stage("eval") if t.config["ipc"] == 10]

@@ -114,6 +114,24 @@ def init_ray(address: str | None, verbose: bool) -> None:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kwargs)
 
 
+def expected_work(trial: Trial) -> tuple[int, float]:
+    """A sort key that puts the longest trials of a wave first (full-data, then synthesis, then by epochs x IPC).
+
+    Why: Tune starts trials in the order given, and a wave ends when its last trial does. Started
+    longest first, the short trials fill the slots at the end instead of one long trial running
+    alone while the other slots idle (list scheduling, "longest processing time first"). Only the
+    order is estimated: an evaluation's steps grow with epochs x images (IPC x classes, the same
+    for every trial of a dataset); full-data trials see the whole train split; a synthesis' cost
+    depends on its method, so it is taken as long.
+    """
+    c = trial.config
+    if trial.stage == "full":
+        return 0, -float((c.get("protocol") or {}).get("epochs", 1))
+    if trial.stage == "synth":
+        return 1, 0.0
+    return 2, -float((c.get("protocol") or {}).get("epochs", 1)) * float(c.get("ipc") or 1)
+
+
 def _tune_stage(trials: list[Trial], gpus: dict[str, float], runtime: dict[str, Any], max_failures: int,
                 callbacks: list, tune_dir: str, name: str, verbose: bool) -> None:
     from ray import tune
@@ -121,7 +139,7 @@ def _tune_stage(trials: list[Trial], gpus: dict[str, float], runtime: dict[str, 
 
     from ddray.run.trainable import run_trial
 
-    dicts = [{**t.to_dict(), "gpu": gpus[t.key]} for t in trials]
+    dicts = [{**t.to_dict(), "gpu": gpus[t.key]} for t in sorted(trials, key=expected_work)]
 
     def resources(config: dict[str, Any]):
         tr = config["trial"]
