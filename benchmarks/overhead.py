@@ -65,6 +65,22 @@ def busy_cores(seconds: float = 2.0) -> float:
         return float("nan")
 
 
+def _autogroup_nice() -> int:
+    try:
+        return int(Path("/proc/self/autogroup").read_text().split("nice")[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def busy_warning(load: float, name: str) -> str | None:
+    """A line for the summary when other processes kept the machine busy before a benchmark started."""
+    if not load > 0.5 or _autogroup_nice() < 0:  # idle, or this session was given priority over the rest
+        return None
+    return (f"{name}: WARNING: {load:.1f} cores were busy before the start; another session's work takes CPU "
+            "from the parallel runs (Linux autogroup), so these figures understate ddray. Rerun on an idle machine, "
+            "or as root give this session priority first: echo -10 > /proc/self/autogroup")
+
+
 def ray_env() -> dict[str, str]:
     """Environment of a benchmark's `ddray run`: always a fresh local Ray of its own, trials at normal priority."""
     env = dict(os.environ)
@@ -188,6 +204,8 @@ def main(only: tuple[str, ...] = ONLY, reruns: int = 3, verbose: bool = False) -
     )
     if ratio > TARGET_RATIO:
         print(f"overhead: {NOTES}")
+    if warning := busy_warning(load, "overhead"):
+        print(warning)
     return {"trials": float(len(evals)), "loop_s": sum(loop), "ideal_s": ideal, "pool_s": pool_s, "ddray_run_s": wall_b,
             "startup_s": startup, "span_s": span, "shutdown_s": shutdown, "ratio": ratio, "ratio_no_startup": span_ratio,
             "noop_rerun_s": noop_s, "busy_cores_before": load}

@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.overhead import REPO, busy_cores, row_spans
+from benchmarks.overhead import REPO, busy_cores, busy_warning, row_spans
 
 TARGET_SPEEDUP = 1.8
 TARGET_PACKING = 4
@@ -126,6 +126,8 @@ def main(trials: int = 16, packed: int = 8) -> dict[str, float]:
     )
     if speedup < TARGET_SPEEDUP:
         print(f"scaling: {NOTES}")
+    if warning := busy_warning(load, "scaling"):
+        print(warning)
     return {"trials": float(trials), "wall_1slot_s": wall[1], "wall_2slots_s": wall[2], "speedup": speedup,
             "span_speedup": span_speedup, "gpu_trials_at_once": float(peak), "busy_cores_before": load}
 
