@@ -1,43 +1,91 @@
-"""`make bench`: run the CPU benchmarks and rewrite docs/benchmarks.md with their figures.
+"""`make bench`: run the CPU benchmarks (and the GPU one where CUDA exists), rewrite docs/benchmarks.md.
 
-Each benchmark module exposes `main() -> dict` and prints its own line; this runner records the
-machine, the date and the exact command beside each figure, so the doc can be regenerated.
+Each benchmark module exposes `main() -> dict` and prints its own summary line (and its `NOTES`
+when a target is missed); this runner records the machine, the date and the exact command beside
+each figure, so that the doc can be regenerated and compared. Run it on an otherwise idle machine:
+the scaling and overhead figures measure how the cores are shared.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import importlib
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
-from benchmarks import report_aggregate
-
+# (module, title, target) in the order they run; `make bench` runs them all.
 BENCHMARKS = [
-    ("report aggregation (100,000 rows, target < 5 s)", "python -m benchmarks.report_aggregate", report_aggregate.main),
+    ("report_aggregate", "Report aggregation, 100,000 store rows", "median < 5 s"),
+    ("engine", "Engine throughput against the official ddranking 0.2.0", "ddray >= 3x faster on CPU"),
+    ("overhead", "Orchestration overhead: plain loop vs `ddray run`", "ratio to ideal <= 1.15; no-op rerun < 5 s"),
+    ("scaling", "Scaling: 1 vs 2 slots, fractional GPU packing", ">= 1.8x; 4 trials per GPU at gpu 0.25"),
 ]
+GPU = ("gpu", "GPU packing: trials/hour at gpu 1, 1/2, 1/4, 1/8", "best default fraction per arch")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform(terse=True)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform(terse=True)}"
 
 
-def main() -> int:
-    lines = ["# Benchmarks", "",
-             f"Written by `make bench` on {dt.date.today().isoformat()} ({machine()}). Medians of several runs.", "",
-             "| benchmark | command | figure |", "| --- | --- | --- |"]
-    for title, command, fn in BENCHMARKS:
-        fig = fn()
-        figure = ", ".join(f"{k} {v:.3g}" for k, v in fig.items())
-        lines.append(f"| {title} | `{command}` | {figure} |")
-    lines += ["", "Pending (see the benchmarks issue): orchestration overhead vs a plain loop, engine",
-              "throughput against the official ddranking package, 1-vs-2 slot scaling, GPU packing.", ""]
-    DOC.write_text("\n".join(lines))
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def section(name: str, title: str, target: str, figures: dict, seconds: float, notes: str | None) -> list[str]:
+    lines = [f"## {title}", "", f"Command: `python -m benchmarks.{name}` ({seconds:.0f} s). Target: {target}.", ""]
+    if figures:
+        lines += ["| figure | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in figures.items()]
+    else:
+        lines.append("Skipped on this machine.")
+    if notes:
+        lines += ["", notes]
+    return [*lines, ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", help="run only these benchmark modules (the doc keeps the others' text out)")
+    args = ap.parse_args(argv)
+    import torch
+
+    todo = [b for b in BENCHMARKS if not args.only or b[0] in args.only]
+    if torch.cuda.is_available() and (not args.only or GPU[0] in args.only):
+        todo.append(GPU)
+    t_all = time.perf_counter()
+    body: list[str] = []
+    for name, title, target in todo:
+        mod = importlib.import_module(f"benchmarks.{name}")
+        t0 = time.perf_counter()
+        figures = mod.main()
+        seconds = time.perf_counter() - t0
+        body += section(name, title, target, figures, seconds, getattr(mod, "NOTES", None))
+    head = ["# Benchmarks", "",
+            f"Written by `make bench` (`python -m benchmarks`) on {dt.date.today().isoformat()} in "
+            f"{time.perf_counter() - t_all:.0f} s, on {machine()}; torch {torch.__version__}. "
+            "Each figure is a median of several runs where the module says so; ratios matter more than "
+            "absolute times. Each section's notes say where the time goes and, where a target is missed, "
+            "what limits it.", ""]
+    if not torch.cuda.is_available():
+        head += ["No CUDA device here: `python -m benchmarks.gpu` (N engine processes per GPU, no Ray needed) "
+                 "was not run. On a GPU machine `make bench` adds its section (trials/hour per fraction, peak memory).", ""]
+    DOC.write_text("\n".join(head + body))
     print(f"wrote {DOC}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
