@@ -232,3 +232,22 @@ def test_compiled_step_is_deterministic_resumable_and_close_to_eager(digits):
     assert resumed.top1 == a.top1 and _weights_equal(resumed.model, a.model)
     eager = _small_trial(digits)()
     assert abs(eager.loss - a.loss) < 1e-3 * max(1.0, abs(eager.loss))
+
+
+def test_compiled_soft_labels_compile_the_teacher_too_and_stay_deterministic(digits):
+    """With `compile: true` the teacher's forward is compiled as well; the shared teacher module is untouched."""
+    from ddray.models import build_model
+
+    torch.manual_seed(0)
+    teacher = build_model(SMALL, 1, digits.num_classes, digits.image_shape[1]).eval()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    x, y = rdm_arm(digits, 5, seed=0)
+    p = resolve_protocol("ddranking-soft", {"epochs": 3, "augment": {"dsa": True, "rrc": False, "flip": False,
+                                                                     "cutmix": None}})
+    run = lambda protocol: train_student(x, y, digits, SMALL, protocol, labels="soft", aug=True, seed=0,  # noqa: E731
+                                         teachers=[teacher], device=CPU)
+    a, b = run(p.model_copy(update={"compile": True})), run(p.model_copy(update={"compile": True}))
+    assert a.status == "ok" and a.top1 == b.top1 and a.loss == b.loss and _weights_equal(a.model, b.model)
+    assert type(teacher).__name__ == "ConvNet" and all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    eager = run(p)
+    assert abs(eager.loss - a.loss) < 1e-3 * max(1.0, abs(eager.loss))

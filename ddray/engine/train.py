@@ -21,7 +21,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +33,7 @@ from ddray.protocols import Protocol
 
 from .augment import AugmentFn, AugOut, build_augment
 from .checkpoint import Checkpointer, to_cpu
+from .device import keep_freed_memory
 from .evaluate import Scores, autocast, evaluate
 from .labels import prepare_teachers, teacher_logits
 from .losses import ce, mixed, soft_loss
@@ -228,7 +229,7 @@ class _Run:
         return evaluate(self.eval_model, x, y, self.device, amp=self.p.amp, channels_last=self.channels_last)
 
 
-def compiled(model: nn.Module) -> Callable[[Tensor], Tensor]:
+def compiled(model: nn.Module) -> nn.Module:
     """torch.compile with a fallback to eager when inductor cannot build here (no C++ compiler).
 
     Why: on CPU the DC ConvNet spends ~45% of a step in memory-bound norm/ReLU/pool passes that
@@ -237,7 +238,7 @@ def compiled(model: nn.Module) -> Callable[[Tensor], Tensor]:
     import torch._dynamo
 
     torch._dynamo.config.suppress_errors = True
-    return torch.compile(model)
+    return cast(nn.Module, torch.compile(model))
 
 
 def _evaluate_now(p: Protocol, epoch: int) -> bool:
@@ -303,8 +304,13 @@ def train_student(
     if len(lrs) > 1 and val is None:
         raise InputError("an lr search needs a validation split (val) of the real train split", "lr")
     validate_training_set(x, y, data, "training set")
+    if device.type == "cpu":
+        keep_freed_memory()
     x, y = x.to(device), y.to(device)
-    targets = _Targets(y, labels, protocol, prepare_teachers(teachers, device) if labels != "hard" else ())
+    frozen = prepare_teachers(teachers, device) if labels != "hard" else []
+    if protocol.compile:  # the teacher's no-grad forward fuses like the student's (shared modules stay untouched)
+        frozen = [compiled(t) for t in frozen]
+    targets = _Targets(y, labels, protocol, frozen)
     augment = build_augment(protocol.augment) if aug and protocol.augment.active else None
 
     test = (_maybe_on_device(data.test_x, device), _maybe_on_device(data.test_y, device))
