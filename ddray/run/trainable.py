@@ -15,6 +15,7 @@ import ray
 import torch
 from ray import tune
 
+from ddray.engine.device import keep_freed_memory
 from ddray.run.execute import Runtime, execute
 from ddray.store import Store, StoreCheckpointer
 
@@ -51,6 +52,8 @@ def run_trial(config: dict[str, Any]) -> None:
         tune.report({"stored": 1, "top1": -1.0})
         return
     device = trial_device(float(trial["gpu"] or 0))
+    if device.type == "cpu":  # every stage, synthesis included, reuses its freed activations
+        keep_freed_memory()
     try:
         row = execute(trial, rt, device, on_epoch=resume_notice(trial["key"], trial.get("label", "")))
         store.write_row(row)
