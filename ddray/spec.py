@@ -89,7 +89,7 @@ class ArmSpec(_Strict):
 class FullSpec(_Strict):
     """Recipe of the full-data arm (and of teachers trained by ddray)."""
 
-    seeds: list[int] | None = Field(None, description="seeds of the full-data arm; default: the spec's seeds (one is enough for a first look)")
+    seeds: list[int] | None = Field(None, description="seeds of the full-data arm; default: the spec's seeds. Seeds without one use the mean Acc(full, hard) of those that have one (one is enough for a first look)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="knobs over the per-dataset full recipe (epochs, batch_size, lr, ...)")
 
     @model_validator(mode="before")

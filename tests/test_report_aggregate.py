@@ -93,6 +93,15 @@ def test_missing_full_rows_give_an_explicit_reason_not_zero():
     assert sc[sc["arch"] == "convnet-d3"]["lrs_mean"].notna().all()
 
 
+def test_seeds_without_a_full_arm_use_the_mean_of_those_with_one(small):
+    rows = small[~((small["stage"] == "full") & (small["seed"] == 1))]   # full.seeds: [0]
+    rep = build_report(rows, n_boot=N_BOOT)
+    ps = rep.per_seed.set_index(["method", "seed"])
+    assert ps.loc[("dm", 1), "hlr"] == pytest.approx(0.80 - 0.32)          # seed 0's full accuracy
+    assert rep.scores.set_index("method").loc["dm", "lrs_n"] == 2
+    assert any("use the mean of seed(s) 0" in w for w in rep.warnings)
+
+
 def test_diverged_inputs_are_missing_and_reported(small):
     rows = small.copy()
     is_full1 = (rows["stage"] == "full") & (rows["seed"] == 1)

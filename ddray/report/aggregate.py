@@ -100,8 +100,14 @@ def _lookup(agg: pd.DataFrame, sid: np.ndarray, labels: np.ndarray, aug: np.ndar
     return value, _state(value, div, present)
 
 
-def _full_lookup(df: pd.DataFrame, base: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Acc(full, hard) per (dataset, arch, seed): same track first, else any track (shared)."""
+def _full_lookup(df: pd.DataFrame, base: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Acc(full, hard) per (dataset, arch, seed): same track first, else any track (shared).
+
+    A seed with no full-data row at all (a spec's `full.seeds` may train fewer seeds than the
+    evaluations, full data is what costs) uses the mean over the seeds that have one, and the
+    report says so. A seed whose own full-data arm diverged keeps that reason: it is never
+    papered over with another seed's accuracy.
+    """
     full = df[df["stage"] == "full"]
     keys = ["dataset", "arch", "seed"]
     same = full.groupby(["track"] + keys).agg(acc=("acc", "mean"), div=("diverged", "any"))
@@ -111,7 +117,16 @@ def _full_lookup(df: pd.DataFrame, base: pd.DataFrame) -> tuple[np.ndarray, np.n
     value = np.where(a["acc"].notna(), a["acc"], b["acc"]).astype(float)
     div = a["div"].fillna(False).to_numpy(bool) | b["div"].fillna(False).to_numpy(bool)
     present = a["div"].notna().to_numpy() | b["div"].notna().to_numpy()
-    return value, _state(value, div, present)
+    pooled = full.groupby(keys[:2]).agg(acc=("acc", "mean"), seeds=("seed", lambda s: sorted(set(s))))
+    c = pooled.reindex(pd.MultiIndex.from_frame(base[keys[:2]]))
+    borrow = ~present & c["acc"].notna().to_numpy()
+    value = np.where(borrow, c["acc"].to_numpy(float), value)
+    warnings = [
+        f"Acc(full, hard) for {d}/{a_}: seeds without their own full-data arm use the mean of seed(s) "
+        + ", ".join(str(s) for s in seeds)
+        for (d, a_), seeds in c.loc[borrow, "seeds"].groupby(level=[0, 1]).first().items()
+    ]
+    return value, _state(value, div, present | borrow), warnings
 
 
 def _reason(states: list[np.ndarray], descs: list[pd.Series], where: list[pd.Series | str]) -> np.ndarray:
@@ -139,7 +154,8 @@ def per_seed(df: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, list[s
     sid, lab, paug = base["sid"].to_numpy(), base["label_setting"].to_numpy(object), base["primary_aug"].to_numpy(bool)
     hard = np.full(len(base), "hard", dtype=object)
     on, off = np.ones(len(base), bool), np.zeros(len(base), bool)
-    base["acc_full"], st_full = _full_lookup(df, base)
+    base["acc_full"], st_full, w = _full_lookup(df, base)
+    warnings += w
     base["acc_syn_hard"], st_sh = _lookup(agg, sid, hard, paug, syn=True)
     base["acc_syn"], st_s = _lookup(agg, sid, lab, paug, syn=True)
     base["acc_rdm"], st_r = _lookup(agg, sid, lab, paug, syn=False)
