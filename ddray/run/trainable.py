@@ -15,7 +15,7 @@ import ray
 import torch
 from ray import tune
 
-from ddray.engine.device import keep_freed_memory
+from ddray.engine.device import free_device_memory, keep_freed_memory
 from ddray.run.execute import Runtime, execute
 from ddray.store import Store, StoreCheckpointer
 
@@ -61,8 +61,7 @@ def run_trial(config: dict[str, Any]) -> None:
     except BaseException as exc:
         store.write_error(trial["key"], trial["stage"], trial.get("label", ""), exc)
         raise
-    finally:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    finally:  # a reused actor's next trial starts without this one's cached blocks (heap and GPU)
+        free_device_memory()
     top1 = row.get("top1")
     tune.report({"stored": 1, "top1": -1.0 if top1 is None else float(top1), "pid": os.getpid()})
