@@ -5,7 +5,7 @@ runner `ddray run` calls) on a local Ray started here with explicit resources:
 
 1. 1 vs 2 slots: N independent CPU trials (quickstart recipe, random real IPC-10 subsets of digits
    with hard labels, one torch thread each) with Ray `num_cpus=1`, then `num_cpus=2`; speed-up =
-   wall(1) / wall(2) of `run_plan` (Ray start-up excluded, wave start and worker warm-up included;
+   wall(1) / wall(2) of `run_plan` (Ray start-up excluded, Tuner start and worker warm-up included;
    target >= 1.8x on 2 cores). The trials' span (first start to last end) is reported too.
 2. Fractional GPUs: Ray with one fake GPU (a logical resource; trials still compute on the CPU),
    8 trials asking `{cpu: 0.25, gpu: 0.25}`: the CPUs would admit all 8 at once, the GPU only 4.

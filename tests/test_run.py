@@ -115,8 +115,25 @@ def test_bring_your_own_files_are_evaluated(ray_local, tmp_path):
     assert syn["synth_s"].isna().all()  # a user's set has no time-to-synthesize
 
 
-def test_waves_start_the_longest_trials_first():
-    """Tune starts a wave's trials in the order given: full-data, then synthesis, then evaluations by epochs x IPC."""
+def test_an_evaluation_starts_once_its_own_set_is_stored_not_when_every_synthesis_is(ray_local, tmp_path):
+    """No stage barrier: random's evaluation runs while a slow synthesis still holds the other slot."""
+    log = tmp_path / "log"
+    log.mkdir()
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["methods"] = {"sleepy": {"kind": "tests.plugin_methods:sleepy", "seconds": 12.0, "log": str(log)}, "random": {}}
+    spec["arms"] = [{"arm": "syn", "labels": "hard", "aug": False}]
+    store = tmp_path / "store"
+    plan, summary = _run(spec, str(store))
+    assert summary.exit_code == 0 and summary.stored == len(plan.trials)
+    slow_end = json.loads(next(log.glob("*.json")).read_text())["end"]
+    rows = Store(str(store)).read_rows()
+    random_eval = rows[(rows.stage == "eval") & (rows.method == "random")]["key"].item()
+    stored_at = (store / "rows" / "eval" / f"{random_eval}.parquet").stat().st_mtime
+    assert stored_at < slow_end, "random's evaluation waited for the unrelated slow synthesis"
+
+
+def test_trials_start_longest_first():
+    """The Searcher hands out ready trials full-data first, then synthesis, then evaluations by epochs x IPC."""
     from ddray.run.runner import expected_work
 
     spec = copy.deepcopy(TINY_SPEC)
@@ -128,5 +145,5 @@ def test_waves_start_the_longest_trials_first():
     evals = [t for t in ordered if t.stage == "eval"]
     ipcs = [t.config["ipc"] for t in evals]
     assert ipcs == sorted(ipcs, reverse=True) and ipcs[0] == 10 and ipcs[-1] == 1
-    # ties keep the plan's order (a stable sort), so a wave's order stays reproducible
+    # ties keep the plan's order (a stable sort), so the start order stays reproducible
     assert [t.key for t in evals if t.config["ipc"] == 10] == [t.key for t in plan.stage("eval") if t.config["ipc"] == 10]

@@ -1,11 +1,11 @@
 """Drive a plan to completion: the store decides what runs, Ray Tune runs it.
 
 Tune's own restore re-runs finished trials after a driver kill (DESIGN §7), so resume is ddray's:
-each run lists the keys already stored, and hands only the missing ones to Ray Tune in waves. A
-wave is one Tuner over every trial whose dependencies (teachers, distilled sets) are stored, so
-full-data/teachers → synthesis → evaluation holds per trial while independent work overlaps (random
-baselines and synthesis run beside a long full-data trial). Trials whose dependencies failed wait
-for a later run instead of failing.
+each run lists the keys already stored and hands only the missing ones to one Ray Tune `Tuner`,
+whose Searcher (`run/schedule.py`) releases a trial as soon as its dependencies (teachers,
+distilled sets, search trials) are stored. So full-data/teachers → synthesis → evaluation holds
+per trial while independent work overlaps, and trials whose dependencies failed wait for a later
+run instead of failing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from ddray.errors import InputError
 from ddray.plan import STAGES, Plan, Trial
+from ddray.run.schedule import ReadyQueue
 from ddray.spec import Spec, default_gpu_fraction
 from ddray.store import Store
 
@@ -115,14 +116,14 @@ def init_ray(address: str | None, verbose: bool) -> None:
 
 
 def expected_work(trial: Trial) -> tuple[int, float]:
-    """A sort key that puts the longest trials of a wave first (full-data, then synthesis, then by epochs x IPC).
+    """A sort key that puts the longest ready trials first (full-data, then synthesis, then by epochs x IPC).
 
-    Why: Tune starts trials in the order given, and a wave ends when its last trial does. Started
-    longest first, the short trials fill the slots at the end instead of one long trial running
-    alone while the other slots idle (list scheduling, "longest processing time first"). Only the
-    order is estimated: an evaluation's steps grow with epochs x images (IPC x classes, the same
-    for every trial of a dataset); full-data trials see the whole train split; a synthesis' cost
-    depends on its method, so it is taken as long.
+    Why: Tune starts trials in the order the Searcher hands them out, and a run ends when its last
+    trial does. Started longest first, the short trials fill the slots at the end instead of one
+    long trial running alone while the other slots idle (list scheduling, "longest processing
+    time first"). Only the order is estimated: an evaluation's steps grow with epochs x images
+    (IPC x classes, the same for every trial of a dataset); full-data trials see the whole train
+    split; a synthesis' cost depends on its method, so it is taken as long.
     """
     c = trial.config
     if trial.stage == "full":
@@ -132,14 +133,15 @@ def expected_work(trial: Trial) -> tuple[int, float]:
     return 2, -float((c.get("protocol") or {}).get("epochs", 1)) * float(c.get("ipc") or 1)
 
 
-def _tune_stage(trials: list[Trial], gpus: dict[str, float], runtime: dict[str, Any], max_failures: int,
-                callbacks: list, tune_dir: str, name: str, verbose: bool) -> None:
+def _tune(queue: ReadyQueue, todo: list[Trial], gpus: dict[str, float], runtime: dict[str, Any], store: Store,
+          max_failures: int, callbacks: list, tune_dir: str, name: str, verbose: bool) -> None:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
+    from ddray.run.searcher import DependencySearcher
     from ddray.run.trainable import run_trial
 
-    dicts = [{**t.to_dict(), "gpu": gpus[t.key]} for t in sorted(trials, key=expected_work)]
+    configs = {t.key: {**t.to_dict(), "gpu": gpus[t.key]} for t in todo}
 
     def resources(config: dict[str, Any]):
         tr = config["trial"]
@@ -148,10 +150,11 @@ def _tune_stage(trials: list[Trial], gpus: dict[str, float], runtime: dict[str, 
             bundle["GPU"] = float(tr["gpu"])
         return tune.PlacementGroupFactory([bundle])
 
+    searcher = DependencySearcher(queue, configs, lambda t: store.has_row(t.stage, t.key))
     tuner = tune.Tuner(
         tune.with_resources(run_trial, resources),
-        param_space={"trial": tune.grid_search(dicts), "runtime": runtime},
-        tune_config=tune.TuneConfig(reuse_actors=True,
+        param_space={"runtime": runtime},
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo), reuse_actors=True,
                                     trial_name_creator=lambda t: t.config["trial"]["key"],
                                     trial_dirname_creator=lambda t: t.config["trial"]["key"]),
         run_config=tune.RunConfig(name=name, storage_path=tune_dir, verbose=2 if verbose else 0,
@@ -160,19 +163,6 @@ def _tune_stage(trials: list[Trial], gpus: dict[str, float], runtime: dict[str, 
                                   log_to_file=True),
     )
     tuner.fit()
-
-
-def _dependants(trials: list[Trial], failed: set[str]) -> set[str]:
-    """Keys of trials that need a failed key, directly or through another such trial."""
-    bad, out, grew = set(failed), set(), True
-    while grew:
-        grew = False
-        for t in trials:
-            if t.key not in out and bad.intersection(t.deps):
-                out.add(t.key)
-                bad.add(t.key)
-                grew = True
-    return out
 
 
 def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None, max_failures: int | None = None,
@@ -198,36 +188,21 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     runtime = {"store": store.loc.root if store.loc.is_local else store.uri, "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
                "checkpoint_every": spec.runtime.checkpoint_every, "track": track}
     mf = spec.runtime.max_failures if max_failures is None else max_failures
+    queue = ReadyQueue(todo, stored, expected_work)
     tune_dir = tempfile.mkdtemp(prefix="ddray-tune-")
     try:
         with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress,
                               cluster_view=None if address is None else read_view) as bar:
             for message in capacity_warnings(todo, gpus, capacity):  # trials wait for nodes; warn only if never
                 bar.warn(message)
-            # Waves, not stage barriers: every trial whose dependencies are stored runs in the next
-            # Tuner, so e.g. random baselines and synthesis overlap a long full-data trial.
-            pending, wave = list(todo), 0
-            while pending:
-                ready = [t for t in pending if all(d in stored for d in t.deps)]
-                if not ready:
-                    summary.blocked += [t.key for t in pending]
-                    break
-                wave += 1
-                stages = sorted({t.stage for t in ready}, key=STAGES.index)
-                bar.set_stage("+".join(stages), len(ready))
-                _tune_stage(ready, gpus, runtime, mf, [bar], tune_dir, f"{spec.name}-wave{wave}", verbose)
-                summary.ran += len(ready)
-                stored = store.stored_keys()
-                summary.stored += sum(t.key in stored for t in ready)
-                failed = {t.key for t in ready if t.key not in stored}
-                summary.failed += sorted(failed)
-                # a failed dependency blocks its dependants for this run (they are retried next run);
-                # compare keys, not Trials: Trial equality compares whole configs
-                ran = {t.key for t in ready}
-                pending = [t for t in pending if t.key not in ran]
-                blocked = _dependants(pending, failed)
-                summary.blocked += sorted(blocked)
-                pending = [t for t in pending if t.key not in blocked]
+            if not queue.finished:
+                bar.set_stage("+".join(sorted({t.stage for t in todo}, key=STAGES.index)), len(todo))
+                _tune(queue, todo, gpus, runtime, store, mf, [bar], tune_dir, spec.name, verbose)
     finally:
         shutil.rmtree(tune_dir, ignore_errors=True)
+    stored = store.stored_keys()
+    summary.ran = len(queue.done | queue.failed)
+    summary.stored = sum(t.key in stored for t in todo)
+    summary.failed = sorted(k for k in queue.failed if k not in stored)
+    summary.blocked = queue.unstarted()
     return summary

@@ -1,0 +1,62 @@
+"""The run's ReadyQueue: dependencies first, longest first, dependants of failures held back (no Ray)."""
+
+from __future__ import annotations
+
+from ddray.plan import Trial
+from ddray.run.schedule import ReadyQueue
+
+
+def t(key: str, work: int, *deps: str) -> Trial:
+    return Trial(key=key, stage="eval", config={"work": work}, deps=tuple(deps))
+
+
+def order(trial: Trial) -> int:
+    return -trial.config["work"]  # most work first
+
+
+def drain(q: ReadyQueue) -> list[str]:
+    out = []
+    while (nxt := q.pop()) is not None:
+        out.append(nxt.key)
+    return out
+
+
+def test_ready_trials_come_longest_first_ties_in_plan_order():
+    q = ReadyQueue([t("a", 1), t("b", 5), t("c", 5), t("d", 3)], set(), order)
+    assert drain(q) == ["b", "c", "d", "a"]
+    assert not q.finished and q.in_flight == {"a", "b", "c", "d"}
+
+
+def test_a_dependant_is_released_when_its_last_dependency_completes():
+    q = ReadyQueue([t("full", 9), t("syn", 5), t("eval", 1, "full", "syn")], set(), order)
+    assert drain(q) == ["full", "syn"]
+    q.complete("syn")
+    assert q.pop() is None and not q.finished          # still waiting for the full-data trial
+    q.complete("full")
+    assert q.pop().key == "eval"
+    q.complete("eval")
+    assert q.finished and q.unstarted() == []
+
+
+def test_stored_dependencies_count_as_done():
+    q = ReadyQueue([t("eval", 1, "syn-stored")], {"syn-stored"}, order)
+    assert drain(q) == ["eval"]
+
+
+def test_a_failure_holds_back_its_dependants_transitively():
+    trials = [t("syn", 5), t("other", 4), t("eval", 1, "syn"), t("tuned", 1, "eval"), t("ok", 1, "other")]
+    q = ReadyQueue(trials, set(), order)
+    assert drain(q) == ["syn", "other"]
+    q.fail("syn")
+    q.complete("other")
+    assert drain(q) == ["ok"]
+    q.complete("ok")
+    assert q.finished and q.failed == {"syn"}
+    assert q.unstarted() == ["eval", "tuned"]
+
+
+def test_a_dependency_neither_stored_nor_planned_blocks():
+    q = ReadyQueue([t("eval", 1, "missing"), t("x", 1)], set(), order)
+    assert drain(q) == ["x"]
+    q.complete("x")
+    assert q.finished and q.unstarted() == ["eval"]
