@@ -20,6 +20,7 @@ def ray_local():
     import ray
 
     os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    os.environ["DDRAY_PROGRESS_EVERY_S"] = "0"  # every epoch reports progress to the driver: that path runs too
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -1,6 +1,8 @@
 """A rich progress bar fed by Tune's callbacks: the benchmark's state at a glance.
 
-It counts trials found already stored as done, so a resumed run shows true overall progress. On
+It counts trials found already stored as done, so a resumed run shows true overall progress, and
+the epochs of running trials as fractions of a trial (the trainable reports them every ~10 s), so
+the bar and its ETA move during an hour-long full-data arm too. On
 a cluster it also shows the nodes: on an autoscaling cluster trials wait for GPU workers to boot,
 and "pending 8 · nodes 0 (+2 starting)" says why nothing runs yet. The cluster is polled from
 `on_step_begin` at most once a second (one GCS call and one small KV read); a line is printed
@@ -56,6 +58,7 @@ class ProgressCallback(tune.Callback):
                  cluster_view: Callable[[], ClusterView] | None = read_view):
         self.total, self.done, self.failed, self.running, self.waiting = total, done, 0, 0, 0
         self.stage = ""
+        self.partial: dict[str, float] = {}  # running trial id -> fraction of its epochs done
         self.enabled = enabled
         self.view: ClusterView | None = None
         self.last_poll = 0.0
@@ -109,7 +112,7 @@ class ProgressCallback(tune.Callback):
         self._refresh()
 
     def _refresh(self) -> None:
-        self.progress.update(self.task, completed=self.done, running=self.running, failed=self.failed,
+        self.progress.update(self.task, completed=self.done + sum(self.partial.values()), running=self.running, failed=self.failed,
                              pending=max(self.waiting, 0), cluster=cluster_text(self.view),
                              description=f"trials [{self.stage}]" if self.stage else "trials")
 
@@ -122,17 +125,26 @@ class ProgressCallback(tune.Callback):
         self.waiting -= 1
         self._refresh()
 
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        epochs = result.get("epochs")
+        if epochs and not result.get("stored"):
+            self.partial[trial.trial_id] = min(float(result.get("epoch", 0)) / float(epochs), 0.99)
+            self._refresh()
+
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.partial.pop(trial.trial_id, None)
         self.running = max(self.running - 1, 0)
         self.done += 1
         self._refresh()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
+        self.partial.pop(trial.trial_id, None)
         self.running = max(self.running - 1, 0)
         self.waiting += 1
         self._refresh()
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self.partial.pop(trial.trial_id, None)
         self.running = max(self.running - 1, 0)
         self.failed += 1
         self._refresh()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import ray
@@ -44,6 +45,36 @@ def resume_notice(key: str, label: str):
     return on_epoch
 
 
+def epoch_progress(epochs: int | None, every_s: float | None = None, report=None):
+    """An `on_epoch` that tells the driver how far a long trial is, at most once per `every_s`.
+
+    Why: a full-data arm or a 1000-epoch evaluation runs for an hour on a CPU core; without this
+    the progress bar and its ETA stand still until it ends. Each report is a Tune result
+    (`stored: 0`), a round trip to the driver, hence the rate limit.
+    """
+    if every_s is None:  # DDRAY_PROGRESS_EVERY_S=0 reports every epoch (tests exercise the path with it)
+        every_s = float(os.environ.get("DDRAY_PROGRESS_EVERY_S", "10"))
+    last = time.monotonic()
+    send = tune.report if report is None else report
+
+    def on_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if epochs and now - last >= every_s:
+            last = now
+            send({"stored": 0, "epoch": epoch, "epochs": int(epochs), "top1": -1.0})
+
+    return on_epoch
+
+
+def _both(*callbacks):
+    def on_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+        for cb in callbacks:
+            cb(epoch, metrics)
+
+    return on_epoch
+
+
 def run_trial(config: dict[str, Any]) -> None:
     trial, rt = config["trial"], Runtime(**config["runtime"])
     torch.set_num_threads(max(1, int(trial["cpu"])))
@@ -55,7 +86,9 @@ def run_trial(config: dict[str, Any]) -> None:
     if device.type == "cpu":  # every stage, synthesis included, reuses its freed activations
         keep_freed_memory()
     try:
-        row = execute(trial, rt, device, on_epoch=resume_notice(trial["key"], trial.get("label", "")))
+        epochs = ((trial["config"].get("protocol") or {}).get("epochs"))
+        on_epoch = _both(resume_notice(trial["key"], trial.get("label", "")), epoch_progress(epochs))
+        row = execute(trial, rt, device, on_epoch=on_epoch)
         store.write_row(row)
         StoreCheckpointer(store, trial["key"], 0).clear()
     except BaseException as exc:
