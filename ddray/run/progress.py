@@ -125,6 +125,11 @@ class ProgressCallback(tune.Callback):
         self.waiting -= 1
         self._refresh()
 
+    def _ended(self, trial) -> None:
+        """A running trial stopped (stored, failed, or to be retried): no longer running, no partial epochs."""
+        self.partial.pop(trial.trial_id, None)
+        self.running = max(self.running - 1, 0)
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         epochs = result.get("epochs")
         if epochs and not result.get("stored"):
@@ -132,19 +137,16 @@ class ProgressCallback(tune.Callback):
             self._refresh()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.partial.pop(trial.trial_id, None)
-        self.running = max(self.running - 1, 0)
+        self._ended(trial)
         self.done += 1
         self._refresh()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.partial.pop(trial.trial_id, None)
-        self.running = max(self.running - 1, 0)
+        self._ended(trial)
         self.waiting += 1
         self._refresh()
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.partial.pop(trial.trial_id, None)
-        self.running = max(self.running - 1, 0)
+        self._ended(trial)
         self.failed += 1
         self._refresh()
