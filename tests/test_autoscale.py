@@ -162,12 +162,19 @@ def test_worker_node_killed_mid_trial_loses_nothing(cluster: LocalCluster, tmp_p
     killed once both have checkpointed. Its trial goes back to pending and continues, from its
     checkpoint, on the node that is left.
 
+    The two syntheses wait for each other (the `noded` probe), so both nodes are up before either
+    evaluation starts: a trial that is ready starts at once, and on an idle machine one evaluation
+    could otherwise finish before the autoscaler had brought up the second node.
+
     Why not wait for a replacement node: the fake provider keeps a killed node in its instance list
     (a real cloud provider sees the instance gone), so its autoscaler never replaces it.
     """
     epochs = 30
     whole = {"cpu": 2, "gpu": 1}
-    spec = _spec("preempt", {"random": {}}, seeds=[0, 1], ipc=10, epochs=epochs, runtime={"checkpoint_every": 1})
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    probe = {"kind": "tests.plugin_methods:noded", "log": str(probes), "together": 2}
+    spec = _spec("preempt", {"probe": probe}, seeds=[0, 1], ipc=10, epochs=epochs, runtime={"checkpoint_every": 1})
     spec["resources"] = {"synth": whole, "convnet-d1-w16": whole}
     plan = make_plan(parse_spec(spec))
     evals = [t.key for t in plan.stage("eval")]
