@@ -23,10 +23,17 @@ def boom(ctx):
 
 
 def sleepy(ctx):
-    """Sleeps, recording when it ran and which (fake) GPU Ray gave it."""
+    """Sleeps `seconds`, recording when it ran and which (fake) GPU Ray gave it. With `until` (a
+    glob) it wakes as soon as a file matches, so a test can hold a slot until something else is
+    done, however slow the machine, instead of guessing a long enough sleep."""
+    import glob
+
     extra = ctx.params.model_extra or {}
     t0 = time.time()
-    time.sleep(float(extra.get("seconds", 1.0)))
+    deadline = t0 + float(extra.get("seconds", 1.0))
+    until = extra.get("until")
+    while time.time() < deadline and not (until and glob.glob(until)):
+        time.sleep(min(0.1, max(0.0, deadline - time.time())))
     with open(os.path.join(extra["log"], f"{ctx.seed}-{ctx.ipc}.json"), "w") as f:
         json.dump({"start": t0, "end": time.time(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
     return _subset(ctx)

@@ -2,7 +2,8 @@
 
 The tests run the spec's seed-0 slice (`--only seed=0`): every method, IPC, arm and stage of the
 quickstart, a third of its trials, so the suite stays inside its budget on a 2-core CPU.
-`make demo` runs the whole spec.
+`make demo` runs the whole spec. The slice's first run is killed mid-way and resumed, which is
+also the fault test on a local store (the s3:// one is in `tests/test_faults.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from ddray.store import Store
 from tests.conftest import REPO
+from tests.sigkill import clean_env, kill_then_resume
 
 DDRAY = [sys.executable, "-m", "ddray.cli"]
 QUICKSTART = str(REPO / "specs/quickstart.yaml")
@@ -24,10 +26,11 @@ SLICE = ["--only", "seed=0"]
 
 @pytest.fixture(scope="module")
 def quickstart_store(tmp_path_factory):
+    """The slice, run the way a user's long run often goes: its driver killed with SIGKILL once a
+    few trials are stored, then run again to the end (`tests/sigkill.py` checks that nothing
+    stored was lost, rewritten or stored twice)."""
     store = str(tmp_path_factory.mktemp("qs") / "store")
-    done = subprocess.run([*DDRAY, "run", QUICKSTART, *SLICE, "--store", store, "--no-progress"],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
+    kill_then_resume(QUICKSTART, store, SLICE, clean_env())
     return store
 
 

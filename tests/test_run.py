@@ -117,20 +117,26 @@ def test_bring_your_own_files_are_evaluated(ray_local, tmp_path):
 
 
 def test_an_evaluation_starts_once_its_own_set_is_stored_not_when_every_synthesis_is(ray_local, tmp_path):
-    """No stage barrier: random's evaluation runs while a slow synthesis still holds the other slot."""
-    log = tmp_path / "log"
+    """No stage barrier: random's evaluation runs while a slow synthesis still holds the other slot.
+
+    The slow synthesis holds its slot until an evaluation row is stored (at most 120 s). The only
+    evaluation that can be stored meanwhile is random's, because sleepy's own evaluation depends on
+    sleepy. A runner with a stage barrier makes it wait the full 120 s, and the test fails."""
+    log, store = tmp_path / "log", tmp_path / "store"
     log.mkdir()
     spec = copy.deepcopy(TINY_SPEC)
-    spec["methods"] = {"sleepy": {"kind": "tests.plugin_methods:sleepy", "seconds": 12.0, "log": str(log)}, "random": {}}
+    slow = {"kind": "tests.plugin_methods:sleepy", "seconds": 120.0, "log": str(log),
+            "until": str(store / "rows" / "eval" / "*.parquet")}
+    spec["methods"] = {"sleepy": slow, "random": {}}
     spec["arms"] = [{"arm": "syn", "labels": "hard", "aug": False}]
-    store = tmp_path / "store"
     plan, summary = _run(spec, str(store))
     assert summary.exit_code == 0 and summary.stored == len(plan.trials)
-    slow_end = json.loads(next(log.glob("*.json")).read_text())["end"]
+    slow_run = json.loads(next(log.glob("*.json")).read_text())
     rows = Store(str(store)).read_rows()
     random_eval = rows[(rows.stage == "eval") & (rows.method == "random")]["key"].item()
     stored_at = (store / "rows" / "eval" / f"{random_eval}.parquet").stat().st_mtime
-    assert stored_at < slow_end, "random's evaluation waited for the unrelated slow synthesis"
+    assert stored_at <= slow_run["end"] and slow_run["end"] - slow_run["start"] < 110, \
+        "random's evaluation waited for the unrelated slow synthesis"
 
 
 def test_trials_start_longest_first():
