@@ -163,21 +163,60 @@ def run(spec: SpecArg,
 
 @app.command()
 @user_errors
-def status(store: Annotated[str, typer.Argument(help="store URI")]) -> None:
+def status(store: Annotated[str, typer.Argument(help="store URI")],
+           by_method: Annotated[bool, typer.Option("--by-method", help="one line per stage, method (or shared arm) and IPC, with mean trial wall time and the trial time left")] = False,
+           format: Annotated[str, typer.Option("--format", help="table | md")] = "table") -> None:
     """Done / errored / pending per stage, and the last error of each failed trial."""
     from ddray.run.status import store_status
 
+    if format not in ("table", "md"):
+        raise InputError(f"--format must be table or md, not '{format}'", path="--format")
     st = store_status(store)
-    table = Table(title=f"{st.name or store}", title_justify="left")
-    for col in ("stage", "done", "errored", "pending"):
-        table.add_column(col, justify="right" if col != "stage" else "left")
-    for stage, c in st.counts.items():
-        table.add_row(stage, str(c["done"]), str(c["errored"]), str(c["pending"]))
-    out.print(table)
+    if by_method:
+        _print_cells(st.cells, format)
+    elif format == "md":
+        print("| stage | done | errored | pending |\n|---|---:|---:|---:|")
+        for stage, c in st.counts.items():
+            print(f"| {stage} | {c['done']} | {c['errored']} | {c['pending']} |")
+    else:
+        table = Table(title=f"{st.name or store}", title_justify="left")
+        for col in ("stage", "done", "errored", "pending"):
+            table.add_column(col, justify="right" if col != "stage" else "left")
+        for stage, c in st.counts.items():
+            table.add_row(stage, str(c["done"]), str(c["errored"]), str(c["pending"]))
+        out.print(table)
     for e in st.errors:
         out.print(f"[red]failed[/red] {e['stage']} {e['label']} ({e['key']}, {e['attempts']} attempt(s)): {e['exception']}", soft_wrap=True)
     if st.errors:
         out.print(f"retry: ddray run <spec> --store {store} --retry-errored")
+
+
+def _print_cells(cells, format: str) -> None:
+    """The --by-method breakdown and its total; 'left' is trial-seconds, not wall-clock."""
+    head = ("stage", "method / arm", "IPC", "done", "errored", "pending", "mean trial wall s", "trial s left")
+    lines = [(c.stage, c.who, "-" if c.ipc is None else str(c.ipc), str(c.done), str(c.errored), str(c.pending),
+              "-" if c.mean_wall_s is None else f"{c.mean_wall_s:,.0f}",
+              "?" if c.left_s is None else f"{c.left_s:,.0f}") for c in cells]
+    stored = sum(c.done for c in cells)
+    spent = sum(c.wall_s for c in cells) / 3600
+    lefts = [c.left_s for c in cells]
+    left = sum(x for x in lefts if x is not None) / 3600
+    unknown = sum(1 for x in lefts if x is None)
+    total = (f"Total: {stored} stored trials, {spent:.1f} h of trial wall time; about {left:.1f} h of trial time left"
+             + (f" (+{unknown} cell(s) with nothing stored to time)" if unknown else ""))
+    if format == "md":
+        print("| " + " | ".join(head) + " |\n|" + "---|" * 2 + "---:|" * (len(head) - 2))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+        print(f"\n{total}")
+        return
+    table = Table(title_justify="left")
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i < 2 else "right")
+    for line in lines:
+        table.add_row(*line)
+    out.print(table)
+    out.print(total)
 
 
 @app.command()

@@ -73,3 +73,19 @@ def test_report_writes_every_format(quickstart_store, tmp_path):
 def test_status_reports_done(quickstart_store):
     text = subprocess.check_output([*DDRAY, "status", quickstart_store], cwd=REPO, text=True)
     assert "eval" in text and "failed" not in text
+
+
+def test_status_by_method_counts_the_seed_0_slice(quickstart_store):
+    """The store's spec plans seeds 0-2 and the slice stored seed 0: each method's syn cells are a third done."""
+    text = subprocess.check_output([*DDRAY, "status", quickstart_store, "--by-method", "--format", "md"], cwd=REPO, text=True)
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+             if line.startswith("| ") and not line.startswith("| stage")]
+    cells = {(stage, who, ipc): (int(d), int(e), int(p)) for stage, who, ipc, d, e, p, *_ in lines}
+    for method in ("random", "herding", "dm", "sre2l", "rded"):
+        for ipc in ("1", "10"):
+            done, errored, pending = cells["synth", method, ipc]
+            assert (done, errored, pending) == (1, 0, 2)
+            done, errored, pending = cells["eval", method, ipc]
+            assert errored == 0 and pending == 2 * done > 0
+    assert sum(d for d, _, _ in cells.values()) == len(Store(quickstart_store).read_table())
+    assert "stored trials" in text and "h of trial time left" in text

@@ -1,0 +1,56 @@
+"""The per-method breakdown of `ddray status`: pure counting over a plan and stored rows."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ddray.plan import make_plan
+from ddray.run.status import breakdown, trial_cell
+from ddray.spec import parse_spec
+from tests.conftest import TINY_SPEC
+
+
+def _row(trial, wall_s):
+    who, ipc = trial_cell(trial.config)
+    c = trial.config
+    method = c["method"]["name"] if isinstance(c.get("method"), dict) else None
+    return {"key": trial.key, "stage": trial.stage, "method": None if c.get("arm") in ("rdm", "full") else method,
+            "arm": c.get("arm"), "ipc": c.get("ipc"), "wall_s": wall_s}
+
+
+def test_breakdown_counts_done_errored_pending_and_the_time_left():
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["ipc"], spec["seeds"] = [1, 10], [0, 1]
+    plan = make_plan(parse_spec(spec))
+    evals = [t for t in plan.stage("eval") if trial_cell(t.config) == ("herding", 1)]
+    assert len(evals) >= 2
+    stored = [_row(evals[0], 30.0)] + [_row(t, 5.0) for t in plan.stage("full")]
+    unplanned = {"key": "0" * 16, "stage": "synth", "method": "dm", "arm": None, "ipc": 1.0, "wall_s": float("nan")}
+    cells = {(c.stage, c.who, c.ipc): c for c in breakdown(plan.trials, stored + [unplanned], [evals[1].key])}
+
+    herding = cells["eval", "herding", 1]
+    assert (herding.done, herding.errored, herding.pending) == (1, 1, len(evals) - 2)
+    assert herding.mean_wall_s == 30.0 and herding.left_s == 30.0 * (len(evals) - 1)
+    full = cells["full", "full", None]
+    assert full.done == len(plan.stage("full")) and full.pending == 0 and full.left_s == 0.0
+    # an unplanned stored row (a store shared with a wider spec) is counted, a NaN wall time is not timed
+    assert cells["synth", "dm", 1].done == 1 and cells["synth", "dm", 1].mean_wall_s is None
+    # nothing stored in a cell: no mean, so no estimate rather than a wrong one
+    assert cells["eval", "rdm", 10].mean_wall_s is None and cells["eval", "rdm", 10].left_s is None
+    # every planned trial is in exactly one cell
+    planned = sum(c.done + c.errored + c.pending for c in cells.values()) - 1
+    assert planned == len(plan.trials)
+    assert {c.stage for c in cells.values()} <= {"full", "synth", "search", "eval"}
+    assert [s for s, *_ in cells] == sorted((s for s, *_ in cells), key=["full", "synth", "search", "eval"].index)
+
+
+@pytest.mark.parametrize("config, cell", [
+    ({"arm": "rdm", "ipc": 10, "method": None}, ("rdm", 10)),
+    ({"arm": "full"}, ("full", None)),
+    ({"arm": "syn", "ipc": 1, "method": {"name": "dm"}}, ("dm", 1)),
+    ({"ipc": 50, "method": {"name": "herding"}}, ("herding", 50)),
+])
+def test_trial_cell_names_shared_arms_by_arm_and_the_rest_by_method(config, cell):
+    assert trial_cell(config) == cell
