@@ -199,11 +199,12 @@ def _print_cells(cells, format: str) -> None:
               "?" if c.left_s is None else f"{c.left_s:,.0f}") for c in cells]
     stored = sum(c.done for c in cells)
     spent = sum(c.wall_s for c in cells) / 3600
-    lefts = [c.left_s for c in cells]
-    left = sum(x for x in lefts if x is not None) / 3600
-    unknown = sum(1 for x in lefts if x is None)
-    total = (f"Total: {stored} stored trials, {spent:.1f} h of trial wall time; about {left:.1f} h of trial time left"
-             + (f" (+{unknown} cell(s) with nothing stored to time)" if unknown else ""))
+    left = sum(c.left_s for c in cells if c.left_s is not None) / 3600
+    untimed = [c for c in cells if c.left_s is None]
+    total = f"Total: {stored} stored trials, {spent:.1f} h of trial wall time; about {left:.1f} h of trial time left"
+    if untimed:
+        n = sum(c.errored + c.pending for c in untimed)
+        total += f" in started cells, and {n} trial(s) in {len(untimed)} cell(s) with none stored yet to time them by"
     if format == "md":
         print("| " + " | ".join(head) + " |\n|" + "---|" * 2 + "---:|" * (len(head) - 2))
         for line in lines:
