@@ -170,8 +170,8 @@ def status(store: Annotated[str, typer.Argument(help="store URI")],
     from ddray.run.status import store_status
 
     if format not in ("table", "md"):
-        raise InputError(f"--format must be table or md, not '{format}'", path="--format")
-    st = store_status(store)
+        raise InputError(f"must be table or md, not '{format}'", path="--format")
+    st = store_status(store, by_method=by_method)
     if by_method:
         _print_cells(st.cells, format)
     elif format == "md":

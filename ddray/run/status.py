@@ -96,7 +96,8 @@ def breakdown(plan_trials: Iterable[Trial], rows: Iterable[Mapping[str, Any]],
     return out
 
 
-def store_status(uri: str) -> StoreStatus:
+def store_status(uri: str, by_method: bool = False) -> StoreStatus:
+    """Counts per stage; with `by_method` also the per-cell breakdown, which reads every stored row."""
     store = Store(uri)
     text = store.stored_spec()
     if text is None:
@@ -112,5 +113,7 @@ def store_status(uri: str) -> StoreStatus:
         e = len([k for k in keys if k in errors and k not in done[stage]])
         counts[stage] = {"done": d, "errored": e, "pending": len(keys) - d - e}
     failed = [errors[k] for k in sorted(errors) if not any(k in done[s] for s in STAGES)]
+    if not by_method:
+        return StoreStatus(spec.name, counts, failed)
     rows = store.read_table().select(["key", "stage", "method", "arm", "ipc", "wall_s"]).to_pylist()
     return StoreStatus(spec.name, counts, failed, breakdown(plan.trials, rows, errors))
