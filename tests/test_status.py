@@ -13,7 +13,6 @@ from tests.conftest import TINY_SPEC
 
 
 def _row(trial, wall_s):
-    who, ipc = trial_cell(trial.config)
     c = trial.config
     method = c["method"]["name"] if isinstance(c.get("method"), dict) else None
     return {"key": trial.key, "stage": trial.stage, "method": None if c.get("arm") in ("rdm", "full") else method,
