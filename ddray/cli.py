@@ -174,21 +174,29 @@ def status(store: Annotated[str, typer.Argument(help="store URI")],
     st = store_status(store, by_method=by_method)
     if by_method:
         _print_cells(st.cells, format)
-    elif format == "md":
-        print("| stage | done | errored | pending |\n|---|---:|---:|---:|")
-        for stage, c in st.counts.items():
-            print(f"| {stage} | {c['done']} | {c['errored']} | {c['pending']} |")
     else:
-        table = Table(title=f"{st.name or store}", title_justify="left")
-        for col in ("stage", "done", "errored", "pending"):
-            table.add_column(col, justify="right" if col != "stage" else "left")
-        for stage, c in st.counts.items():
-            table.add_row(stage, str(c["done"]), str(c["errored"]), str(c["pending"]))
-        out.print(table)
+        _print_rows(("stage", "done", "errored", "pending"),
+                    [(stage, str(c["done"]), str(c["errored"]), str(c["pending"])) for stage, c in st.counts.items()],
+                    format, left=1, title=st.name or store)
     for e in st.errors:
         out.print(f"[red]failed[/red] {e['stage']} {e['label']} ({e['key']}, {e['attempts']} attempt(s)): {e['exception']}", soft_wrap=True)
     if st.errors:
         out.print(f"retry: ddray run <spec> --store {store} --retry-errored")
+
+
+def _print_rows(head: tuple[str, ...], lines: list[tuple[str, ...]], format: str, left: int, title: str | None = None) -> None:
+    """One status table as Markdown or rich; the first `left` columns are text, the rest numbers."""
+    if format == "md":
+        print("| " + " | ".join(head) + " |\n|" + "---|" * left + "---:|" * (len(head) - left))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+        return
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i < left else "right")
+    for line in lines:
+        table.add_row(*line)
+    out.print(table)
 
 
 def _print_cells(cells, format: str) -> None:
@@ -205,19 +213,11 @@ def _print_cells(cells, format: str) -> None:
     if untimed:
         n = sum(c.errored + c.pending for c in untimed)
         total += f" in started cells, and {n} trial(s) in {len(untimed)} cell(s) with none stored yet to time them by"
+    _print_rows(head, lines, format, left=2)
     if format == "md":
-        print("| " + " | ".join(head) + " |\n|" + "---|" * 2 + "---:|" * (len(head) - 2))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
         print(f"\n{total}")
-        return
-    table = Table(title_justify="left")
-    for i, col in enumerate(head):
-        table.add_column(col, justify="left" if i < 2 else "right")
-    for line in lines:
-        table.add_row(*line)
-    out.print(table)
-    out.print(total)
+    else:
+        out.print(total)
 
 
 @app.command()

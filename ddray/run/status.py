@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ddray.errors import InputError
-from ddray.plan import STAGES, Plan, Trial, make_plan
+from ddray.plan import STAGES, Trial, make_plan
 from ddray.spec import parse_spec
 from ddray.store import Store
 
@@ -50,18 +50,24 @@ class StoreStatus:
     cells: list[CellStatus] = field(default_factory=list)
 
 
+def _who(method: str | None, arm: str | None) -> str:
+    """rdm and full trials are shared by every method, so they go by arm; the rest by method."""
+    if arm in ("rdm", "full") or not method:
+        return str(arm or "?")
+    return str(method)
+
+
 def trial_cell(config: Mapping[str, Any]) -> tuple[str, int | None]:
-    """(method or arm, IPC) of a planned trial: rdm and full trials are shared, so they go by arm."""
+    """(method or shared arm, IPC) of a planned trial."""
     method = config.get("method")
     name = method.get("name") if isinstance(method, Mapping) else method
-    who = name if name and config.get("arm") not in ("rdm", "full") else config.get("arm") or "?"
-    return str(who), config.get("ipc")
+    return _who(name, config.get("arm")), config.get("ipc")
 
 
 def _row_cell(row: Mapping[str, Any]) -> tuple[str, int | None]:
-    arm, method, ipc = row.get("arm"), row.get("method"), row.get("ipc")
-    who = arm if arm in ("rdm", "full") or not _present(method) else method
-    return str(who), None if not _present(ipc) else int(ipc)
+    """(method or shared arm, IPC) of a stored row, whose missing values may be NaN."""
+    method, ipc = row.get("method"), row.get("ipc")
+    return _who(method if _present(method) else None, row.get("arm")), int(ipc) if _present(ipc) else None
 
 
 def _present(v: Any) -> bool:
@@ -103,7 +109,7 @@ def store_status(uri: str, by_method: bool = False) -> StoreStatus:
     if text is None:
         raise InputError(f"no ddray store at '{uri}' (no spec.yaml): run `ddray run SPEC --store {uri}` first", path="store")
     spec = parse_spec(yaml.safe_load(text))
-    plan: Plan = make_plan(spec)
+    plan = make_plan(spec)
     done = store.done_keys()
     errors = store.errors_of()
     counts = {}
