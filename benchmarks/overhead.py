@@ -100,14 +100,15 @@ def run_here(trial, store_uri: str) -> float:
     """One trial exactly as `run/trainable.run_trial` runs it, minus Ray; returns its wall time."""
     import torch
 
-    from ddray.run.execute import Runtime, execute
+    from ddray.run.context import WorkerEnv
+    from ddray.run.execute import execute
     from ddray.store import Store, StoreCheckpointer
 
     t0 = time.perf_counter()
     torch.set_num_threads(max(1, int(trial.cpu)))
     store = Store(store_uri)
-    rt = Runtime(store=store_uri, roots={"digits": None})
-    row = execute({**trial.to_dict(), "gpu": 0.0}, rt, torch.device("cpu"))
+    env = WorkerEnv(store=store_uri, roots={"digits": None})
+    row = execute(trial, env, torch.device("cpu"))
     store.write_row(row)
     StoreCheckpointer(store, trial.key, 0).clear()
     return time.perf_counter() - t0
@@ -149,7 +150,7 @@ def main(only: tuple[str, ...] = ONLY, reruns: int = 3, verbose: bool = False) -
 
     from ddray.plan import make_plan, parse_only
     from ddray.run.runner import expected_work
-    from ddray.spec import load_spec
+    from ddray.spec_check import load_spec
 
     slots = os.cpu_count() or 1
     load = busy_cores()

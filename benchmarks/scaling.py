@@ -39,12 +39,13 @@ def _spec(seeds: int, resources: dict[str, float]):
     import yaml
 
     from ddray.spec import parse_spec
+    from ddray.spec_check import resolve_methods
 
     raw = yaml.safe_load((REPO / "specs" / "quickstart.yaml").read_text())
     raw.update(name="bench-scaling", methods={"random": {}}, ipc=[10], seeds=list(range(seeds)),
                arms=[{"arm": "rdm", "labels": "hard", "aug": True}], resources={"default": resources})
     raw.pop("store", None)
-    return parse_spec(raw)
+    return resolve_methods(parse_spec(raw))
 
 
 @contextmanager

@@ -53,7 +53,7 @@ SpecArg = Annotated[Path, typer.Argument(help="evaluation spec (YAML)", show_def
 @user_errors
 def validate(spec: SpecArg) -> None:
     """Check a spec: exit 0, or exit 2 with every problem as `path.to.field: message`."""
-    from ddray.spec import load_spec
+    from ddray.spec_check import load_spec
 
     s = load_spec(spec)
     out.print(f"[green]ok[/green] {spec}: '{s.name}' is valid")
@@ -78,9 +78,10 @@ def plan(spec: SpecArg,
          store: Annotated[Optional[str], typer.Option(help="store to compare with (default: the spec's)")] = None,
          only: Annotated[Optional[list[str]], _only_option()] = None) -> None:
     """Expand a spec into its trials: counts per stage, resources, and what is already stored."""
-    from ddray.plan import STAGES, make_plan, parse_only
-    from ddray.spec import load_spec
+    from ddray.plan import make_plan, parse_only
+    from ddray.spec_check import load_spec
     from ddray.store import Store
+    from ddray.trials import STAGES
 
     s = load_spec(spec)
     try:
@@ -127,7 +128,8 @@ def run(spec: SpecArg,
     from ddray.plan import make_plan, parse_only
     from ddray.run import run_plan
     from ddray.run.runner import check_address, check_store_compat
-    from ddray.spec import load_spec, load_spec_text
+    from ddray.spec import load_spec_text
+    from ddray.spec_check import load_spec, resolve_methods
     from ddray.store import Store
 
     text, _ = load_spec_text(spec)
@@ -137,7 +139,7 @@ def run(spec: SpecArg,
 
         from ddray.spec import smoke as smoke_spec
 
-        s = smoke_spec(s)
+        s = resolve_methods(smoke_spec(s))
         text = yaml.safe_dump(s.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
     try:
         p = make_plan(s, parse_only(only or []))
@@ -167,7 +169,7 @@ def status(store: Annotated[str, typer.Argument(help="store URI")],
            by_method: Annotated[bool, typer.Option("--by-method", help="one line per stage, method (or shared arm) and IPC, with mean trial wall time and the trial time left")] = False,
            format: Annotated[str, typer.Option("--format", help="table | md")] = "table") -> None:
     """Done / errored / pending per stage, and the last error of each failed trial."""
-    from ddray.run.status import store_status
+    from ddray.status import store_status
 
     if format not in ("table", "md"):
         raise InputError(f"must be table or md, not '{format}'", path="--format")
@@ -229,7 +231,7 @@ def report(store: Annotated[str, typer.Argument(help="store URI")],
            gamma: Annotated[Optional[float], typer.Option("--gamma", help="γ of ARS (default: the spec's, 0.5)")] = None,
            compat: Annotated[Optional[str], typer.Option(help="none | ddranking-0.2 (the official package's percent formula)")] = None) -> None:
     """The unified benchmark table, robust scores (LRS, ARS) and rankings from a store."""
-    from ddray.run.reporting import report_store
+    from ddray.reporting import report_store
 
     text = report_store(store, fmt=format, out_dir=out_dir, lam=lam, gamma=gamma, compat=compat)
     if text:
@@ -271,9 +273,9 @@ def submit(spec: SpecArg,
            wait: Annotated[bool, typer.Option(help="wait for the job to finish; exit 1 unless it succeeded")] = False) -> None:
     """Send the run to a remote cluster as a Ray Job (the spec travels in the job's working dir)."""
     from ddray.cluster.submit import submit as submit_job
-    from ddray.spec import load_spec
+    from ddray.spec import load_spec_text, parse_spec
 
-    load_spec(spec, check=False)
+    parse_spec(load_spec_text(spec)[1])  # shape only: the cluster, not this machine, has the data and plugins
     job_id = submit_job(str(spec), address, store=store, wait=wait)
     out.print(f"submitted {job_id}; follow with: ray job logs --address {address} --follow {job_id}")
     if wait:  # a script waiting on the job must see its outcome in the exit code

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ddray.errors import InputError, did_you_mean
 from ddray.protocols import PRESETS, LabelSetting, Protocol, full_recipe, resolve_protocol
@@ -41,10 +41,21 @@ class MethodSpec(BaseModel):
     kind: str | None = Field(None, description="built-in method name, 'files', or 'module:function'; default: the method's key")
     files: str | None = Field(None, description="bring-your-own sets: path template with {dataset} and {ipc} (a folder with images.pt[/labels.pt/lr.pt], an .npz, or an ImageFolder)")
     labels: LabelSetting | None = Field(None, description="the method's label setting L (hard, soft, hybrid); default: the protocol's")
+    # Whether synthesizing needs a teacher: a question for the method registry (a plugin may
+    # decide per params), answered once by `ddray.spec_check.resolve_methods`, so the planner
+    # stays pure and a plugin that fails to import is an error, never a silently dropped teacher.
+    _needs_teacher: bool | None = PrivateAttr(None)
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def needs_teacher(self) -> bool:
+        if self._needs_teacher is None:
+            raise RuntimeError("method requirements are not resolved: load the spec with "
+                               "ddray.spec_check.load_spec, or call resolve_methods(spec) before planning")
+        return self._needs_teacher
 
     def resolved_kind(self, key: str) -> str:
         if self.files is not None:
@@ -104,7 +115,7 @@ class FullSpec(_Strict):
         return data
 
 
-class Scores(_Strict):
+class ScoreWeights(_Strict):
     """Weights of the robust scores (DD-Ranking)."""
 
     lambda_: float = Field(0.5, alias="lambda", ge=0, le=1, description="λ of LRS: weight of IOR against HLR")
@@ -213,7 +224,7 @@ class Spec(_Strict):
     teachers: TeacherSpec | list[TeacherSpec] | None = Field(None, description="teacher(s) for soft/hybrid labels and teacher-based methods; default: the first arch, trained by ddray")
     full: FullSpec = Field(default_factory=FullSpec, description="full-data arm recipe")
     arms: Literal["scores"] | list[ArmSpec] = Field("scores", description="'scores' = the arms LRS and ARS need, or an explicit list")
-    scores: Scores = Field(default_factory=Scores, description="robust-score weights")
+    scores: ScoreWeights = Field(default_factory=ScoreWeights, description="robust-score weights")
     resources: dict[str, Resources] = Field(default_factory=dict, description="per-arch resources, plus 'synth' and 'default' entries")
     runtime: Runtime = Field(default_factory=Runtime, description="execution knobs (never change numbers)")
     tuning: TuningSpec | None = Field(None, description="tuned-best track: per-cell search on a validation split, re-run on test (docs/tuning.md)")
@@ -361,17 +372,6 @@ def parse_spec(data: dict[str, Any]) -> Spec:
         return Spec.model_validate(data)
     except ValidationError as e:
         raise InputError(validation_problems(e)) from None
-
-
-def load_spec(path: str | Path, check: bool = True) -> Spec:
-    """Load a spec file; with `check`, also validate it against registries and data (see `check_spec`)."""
-    _, data = load_spec_text(path)
-    spec = parse_spec(data)
-    if check:
-        from ddray.spec_check import check_spec  # registries, data roots: only when asked
-
-        check_spec(spec)
-    return spec
 
 
 def default_gpu_fraction(arch: str) -> float:

@@ -1,8 +1,9 @@
-"""Checks of a parsed spec against the world: registries, data roots, class counts, method
-parameters, protocol knobs per arch, resources and the tuning section.
+"""A spec made ready for use: resolved against the registries and checked against the world
+(data roots, class counts, method parameters, protocol knobs per arch, resources, tuning).
 
 Shape and types are `ddray.spec`'s job; this module collects every remaining problem so one
-`ddray validate` lists them all as `path.to.field: message`.
+`ddray validate` lists them all as `path.to.field: message`, and answers once what the planner
+must know from the registries (which methods need a teacher), so planning stays pure.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from ddray.errors import InputError, did_you_mean
 from ddray.protocols import PRESETS, Protocol
-from ddray.spec import Spec, validation_problems
+from ddray.spec import Spec, load_spec_text, parse_spec, validation_problems
 
 
 def _check_protocols(spec: Spec, problems: list[str]) -> None:
@@ -39,9 +40,55 @@ def _check_protocols(spec: Spec, problems: list[str]) -> None:
             break
 
 
-def _check_methods(spec: Spec, problems: list[str]) -> None:
+def method_problems(spec: Spec) -> list[str]:
+    """Resolve what each method needs from the registry (its teacher), collecting what fails.
+
+    Sets `MethodSpec.needs_teacher` on every method that resolves; the rest are problems
+    (unknown kind, a plugin that fails to import, bad params), each naming its field.
+    """
     from ddray.methods import get_method
 
+    problems: list[str] = []
+    for name, m in spec.methods.items():
+        kind = m.resolved_kind(name)
+        if kind == "files":
+            m._needs_teacher = False
+            continue
+        try:
+            entry = get_method(kind)
+        except (InputError, ValueError, KeyError, ImportError) as e:
+            problems.append(f"methods.{name}.kind: {e}" if m.kind else f"methods.{name}: {e}")
+            continue
+        try:
+            params = entry.params_model.model_validate(m.params)
+        except ValidationError as e:
+            problems += validation_problems(e, entry.params_model, prefix=f"methods.{name}")
+            continue
+        m._needs_teacher = entry.requires_teacher(params)
+    return problems
+
+
+def resolve_methods(spec: Spec) -> Spec:
+    """`spec` with every method's needs resolved (in place, and returned); InputError if one fails."""
+    problems = method_problems(spec)
+    if problems:
+        raise InputError(problems)
+    return spec
+
+
+def load_spec(path: str | Path, check: bool = True) -> Spec:
+    """A spec file, parsed and resolved; with `check`, also checked against data and registries."""
+    _, data = load_spec_text(path)
+    spec = parse_spec(data)
+    if check:
+        check_spec(spec)
+    else:
+        resolve_methods(spec)
+    return spec
+
+
+def _check_methods(spec: Spec, problems: list[str]) -> None:
+    problems += method_problems(spec)
     for name, m in spec.methods.items():
         kind = m.resolved_kind(name)
         if kind == "files":
@@ -60,15 +107,6 @@ def _check_methods(spec: Spec, problems: list[str]) -> None:
                     if not path.exists():
                         problems.append(f"methods.{name}.files: {path} does not exist (dataset {ds}, ipc {ipc})")
             continue
-        try:
-            entry = get_method(kind)
-        except (InputError, ValueError, KeyError, ImportError) as e:
-            problems.append(f"methods.{name}.kind: {e}" if m.kind else f"methods.{name}: {e}")
-            continue
-        try:
-            entry.params_model.model_validate(m.params)
-        except ValidationError as e:
-            problems += validation_problems(e, entry.params_model, prefix=f"methods.{name}")
         if spec.method_labels(name) == "hybrid" and len(spec.teacher_list) < 2:
             problems.append(f"methods.{name}.labels: hybrid labels need at least two teachers")
 

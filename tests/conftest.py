@@ -36,6 +36,15 @@ def tiny_spec() -> dict:
     return copy.deepcopy(TINY_SPEC)
 
 
+def planned(spec: dict, only=None):
+    """The plan of a spec dict, as `ddray plan` makes it (parsed, methods resolved, planned)."""
+    from ddray.plan import make_plan
+    from ddray.spec import parse_spec
+    from ddray.spec_check import resolve_methods
+
+    return make_plan(resolve_methods(parse_spec(spec)), only)
+
+
 def write_spec(path: Path, spec: dict) -> Path:
     import yaml
 

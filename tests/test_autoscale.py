@@ -26,12 +26,10 @@ import pytest
 import torch
 
 from ddray.cluster.local import LocalCluster, _cluster_pids, start_local_cluster
-from ddray.plan import make_plan
 from ddray.run.capacity import Capacity, ClusterView, capacity_warnings, node_types_of_config
 from ddray.run.progress import ProgressCallback, change_line, cluster_text
-from ddray.spec import parse_spec
 from ddray.store import Store
-from tests.conftest import REPO, write_spec
+from tests.conftest import REPO, planned, write_spec
 
 NODE_ID_VAR = b"RAY_OVERRIDE_NODE_ID_FOR_TESTING="  # the fake provider's node id, inherited by the node's processes
 QUARTER = {"cpu": 0.5, "gpu": 0.25}
@@ -95,7 +93,7 @@ def test_gpu_trials_wait_for_nodes_share_a_gpu_node_and_nodes_go_back(cluster: L
     # four quarter-GPU synthesis probes that wait for each other, then four quarter-GPU evaluations
     probe = {"kind": "tests.plugin_methods:noded", "log": str(probes), "together": 4, "seconds": 0.5}
     spec = _spec("autoscale", {"probe": probe}, seeds=[0, 1, 2, 3], ipc=1, epochs=2)
-    plan = make_plan(parse_spec(spec))
+    plan = planned(spec)
     proc, store_dir, log_path = _ddray_run(spec, tmp_path, cluster.address)
     most = 0
     try:
@@ -176,7 +174,7 @@ def test_worker_node_killed_mid_trial_loses_nothing(cluster: LocalCluster, tmp_p
     probe = {"kind": "tests.plugin_methods:noded", "log": str(probes), "together": 2}
     spec = _spec("preempt", {"probe": probe}, seeds=[0, 1], ipc=10, epochs=epochs, runtime={"checkpoint_every": 1})
     spec["resources"] = {"synth": whole, "convnet-d1-w16": whole}
-    plan = make_plan(parse_spec(spec))
+    plan = planned(spec)
     evals = [t.key for t in plan.stage("eval")]
     proc, store_dir, log_path = _ddray_run(spec, tmp_path, cluster.address, "--no-progress", "-v")
     try:

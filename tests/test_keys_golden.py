@@ -13,6 +13,7 @@ import yaml
 from conftest import REPO
 from ddray.plan import make_plan
 from ddray.spec import parse_spec, smoke
+from ddray.spec_check import resolve_methods
 
 GOLDEN = json.loads((REPO / "specs" / "golden-keys.json").read_text())
 
@@ -22,7 +23,7 @@ def _plan_rows(name: str) -> list[list[str]]:
     spec = parse_spec(yaml.safe_load((REPO / "specs" / file).read_text()))
     if variant == "smoke":
         spec = smoke(spec)
-    return sorted([t.key, t.stage, t.label] for t in make_plan(spec).trials)
+    return sorted([t.key, t.stage, t.label] for t in make_plan(resolve_methods(spec)).trials)
 
 
 def test_every_shipped_spec_has_golden_keys():

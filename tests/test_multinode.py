@@ -23,10 +23,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddray.plan import make_plan
-from ddray.spec import parse_spec
 from ddray.store import Store
-from tests.conftest import REPO, write_spec
+from tests.conftest import REPO, planned, write_spec
 
 EPOCHS = 40
 SPEC = {
@@ -85,7 +83,7 @@ def _has_row(store_dir: Path, key: str) -> bool:
 def test_node_lost_mid_trial_resumes_from_checkpoint_elsewhere(cluster, tmp_path):
     c, node_a = cluster
     spec_path = write_spec(tmp_path / "spec.yaml", SPEC)
-    plan = make_plan(parse_spec(SPEC))
+    plan = planned(SPEC)
     evals = [t.key for t in plan.stage("eval")]
     store_dir = tmp_path / "store"
     log_path = tmp_path / "run.log"
@@ -141,19 +139,20 @@ def test_node_lost_mid_trial_resumes_from_checkpoint_elsewhere(cluster, tmp_path
     row = store.read_rows().set_index("key").loc[victim]
     assert row["epochs_run"] == EPOCHS
     assert row["device"].startswith("cpu")
-    clean = _uninterrupted(plan.by_key[victim].to_dict(), store_dir, tmp_path / "clean")
-    assert (clean["top1"], clean["top5"], clean["loss"]) == (row["top1"], row["top5"], row["loss"])
+    clean = _uninterrupted(plan.by_key[victim], store_dir, tmp_path / "clean")
+    assert (clean.top1, clean.top5, clean.loss) == (row["top1"], row["top5"], row["loss"])
 
 
-def _uninterrupted(trial: dict, store_dir: Path, clean_dir: Path) -> dict:
+def _uninterrupted(trial, store_dir: Path, clean_dir: Path):
     """The same trial run start to end in this process, on a copy of its dependencies only."""
-    from ddray.run.execute import Runtime, execute
+    from ddray.run.context import WorkerEnv
+    from ddray.run.execute import execute
 
     shutil.copytree(store_dir, clean_dir, ignore=shutil.ignore_patterns("eval", "ckpt"))
     device = torch.device("cpu")
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(trial["cpu"])))  # as the Ray trainable does
+    torch.set_num_threads(max(1, int(trial.cpu)))  # as the Ray trainable does
     try:
-        return execute(trial, Runtime(store=str(clean_dir), checkpoint_every=1), device)
+        return execute(trial, WorkerEnv(store=str(clean_dir), checkpoint_every=1), device)
     finally:
         torch.set_num_threads(threads)

@@ -7,15 +7,16 @@ import json
 import subprocess
 import sys
 
-from ddray.plan import comparison_cell, make_plan, parse_only
-from ddray.spec import parse_spec
-from tests.conftest import REPO, TINY_SPEC
+from ddray.plan import make_plan, parse_only
+from ddray.spec_check import load_spec
+from ddray.trials import comparison_cell
+from tests.conftest import REPO, TINY_SPEC, planned
 
 import pytest
 
 
 def plan_of(spec: dict):
-    return make_plan(parse_spec(spec))
+    return planned(spec)
 
 
 def test_quickstart_plan_json_has_every_trial_with_key():
@@ -32,12 +33,10 @@ def test_quickstart_plan_json_has_every_trial_with_key():
 
 
 def test_keys_stable_in_a_second_process():
-    code = ("import json; from ddray.spec import load_spec; from ddray.plan import make_plan; "
+    code = ("import json; from ddray.spec_check import load_spec; from ddray.plan import make_plan; "
             f"print(json.dumps(sorted(make_plan(load_spec({str(REPO / 'specs/quickstart.yaml')!r}, check=False)).keys())))")
     a = json.loads(subprocess.check_output([sys.executable, "-c", code], env={"PYTHONHASHSEED": "1", "PATH": ""}))
     b = json.loads(subprocess.check_output([sys.executable, "-c", code], env={"PYTHONHASHSEED": "2", "PATH": ""}))
-    from ddray.spec import load_spec
-
     here = sorted(make_plan(load_spec(REPO / "specs/quickstart.yaml", check=False)).keys())
     assert a == b == here
 
@@ -61,28 +60,28 @@ def test_changing_a_method_param_changes_only_its_keys():
     spec["methods"]["herding"] = {"arch": "convnet-d2"}
     new = plan_of(spec)
     gone = base.keys() - new.keys()
-    assert gone and all("herding" in base.by_key[k].methods and base.by_key[k].config.get("method", {}).get("name") == "herding"
+    assert gone and all("herding" in base.by_key[k].methods and base.by_key[k].config.method.name == "herding"
                         for k in gone)
 
 
 def test_random_baselines_shared_by_methods():
     p = plan_of(TINY_SPEC)
-    rdm = [t for t in p.stage("eval") if t.config["arm"] == "rdm"]
+    rdm = [t for t in p.stage("eval") if t.config.arm == "rdm"]
     assert rdm and all(set(t.methods) == {"random", "herding"} for t in rdm)
     # adding a method adds no new baseline, full-data or teacher trial
     spec = copy.deepcopy(TINY_SPEC)
     spec["methods"]["kcenter"] = {}
     p2 = plan_of(spec)
-    assert {t.key for t in p2.trials if t.config.get("arm") in ("rdm", "full")} == {t.key for t in p.trials if t.config.get("arm") in ("rdm", "full")}
+    assert {t.key for t in p2.trials if getattr(t.config, "arm", None) in ("rdm", "full")} == {t.key for t in p.trials if getattr(t.config, "arm", None) in ("rdm", "full")}
 
 
 def test_scores_arms_and_cells():
     p = plan_of(TINY_SPEC)
     evals = p.stage("eval")
-    arms = {(t.config["arm"], t.config["labels"], t.config["aug"]) for t in evals}
+    arms = {(t.config.arm, t.config.labels, t.config.aug) for t in evals}
     assert arms == {("syn", "hard", True), ("syn", "soft", True), ("syn", "soft", False), ("rdm", "soft", True), ("rdm", "soft", False)}
-    syn = [t for t in evals if t.config["arm"] == "syn" and t.config["labels"] == "soft"]
-    rdm_cells = {comparison_cell(t.config) for t in evals if t.config["arm"] == "rdm"}
+    syn = [t for t in evals if t.config.arm == "syn" and t.config.labels == "soft"]
+    rdm_cells = {comparison_cell(t.config) for t in evals if t.config.arm == "rdm"}
     assert all(comparison_cell(t.config) in rdm_cells for t in syn)
     # soft arms depend on the teacher's full-data trial; syn arms on their synthesis trial
     teacher = p.stage("full")
@@ -95,8 +94,8 @@ def test_only_slices_keep_keys():
     spec = copy.deepcopy(TINY_SPEC)
     spec["ipc"] = [1, 2]
     full = plan_of(spec)
-    part = make_plan(parse_spec(spec), parse_only(["ipc=1", "method=herding"]))
+    part = planned(spec, parse_only(["ipc=1", "method=herding"]))
     assert part.keys() < full.keys()
-    assert all(t.config.get("ipc") in (None, 1) for t in part.trials)
+    assert all(getattr(t.config, "ipc", None) in (None, 1) for t in part.trials)
     with pytest.raises(ValueError):
         parse_only(["colour=red"])

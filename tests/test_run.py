@@ -11,6 +11,7 @@ import pytest
 from ddray.plan import make_plan
 from ddray.run import run_plan
 from ddray.spec import parse_spec
+from ddray.spec_check import resolve_methods
 from ddray.store import Store
 from tests.conftest import REPO, TINY_SPEC
 
@@ -27,7 +28,7 @@ def ray_local():
 
 
 def _run(spec: dict, store: str, **kw):
-    s = parse_spec(spec)
+    s = resolve_methods(parse_spec(spec))
     plan = make_plan(s)
     return plan, run_plan(s, plan, Store(store), progress=False, **kw)
 
@@ -53,7 +54,7 @@ def test_failing_trial_is_stored_with_traceback_and_retried(ray_local, tmp_path)
     store = str(tmp_path / "store")
     plan, summary = _run(spec, store, max_failures=0)
     assert summary.exit_code == 1
-    synth_boom = [t.key for t in plan.stage("synth") if t.config["method"]["name"] == "boom"]
+    synth_boom = [t.key for t in plan.stage("synth") if t.config.method.name == "boom"]
     assert summary.failed == synth_boom
     errors = Store(store).errors_of()
     assert set(errors) == set(synth_boom)
@@ -64,7 +65,7 @@ def test_failing_trial_is_stored_with_traceback_and_retried(ray_local, tmp_path)
     waiting = {t.key for t in plan.trials if set(t.deps) & set(synth_boom)}
     assert done == plan.keys() - set(synth_boom) - waiting and set(summary.blocked) == waiting
 
-    from ddray.run.status import store_status
+    from ddray.status import store_status
 
     Store(store).save_spec(__import__("yaml").safe_dump(spec))
     st = store_status(store)
@@ -145,12 +146,12 @@ def test_trials_start_longest_first():
 
     spec = copy.deepcopy(TINY_SPEC)
     spec["ipc"] = [1, 10]
-    plan = make_plan(parse_spec(spec))
+    plan = make_plan(resolve_methods(parse_spec(spec)))
     ordered = sorted(plan.trials, key=expected_work)
     stages = [t.stage for t in ordered]
     assert stages == sorted(stages, key=["full", "synth", "eval"].index)
     evals = [t for t in ordered if t.stage == "eval"]
-    ipcs = [t.config["ipc"] for t in evals]
+    ipcs = [t.config.ipc for t in evals]
     assert ipcs == sorted(ipcs, reverse=True) and ipcs[0] == 10 and ipcs[-1] == 1
     # ties keep the plan's order (a stable sort), so the start order stays reproducible
-    assert [t.key for t in evals if t.config["ipc"] == 10] == [t.key for t in plan.stage("eval") if t.config["ipc"] == 10]
+    assert [t.key for t in evals if t.config.ipc == 10] == [t.key for t in plan.stage("eval") if t.config.ipc == 10]

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from ddray.plan import Trial
+from dataclasses import dataclass
+
 from ddray.run.schedule import ReadyQueue
 
 
-def t(key: str, work: int, *deps: str) -> Trial:
-    return Trial(key=key, stage="eval", config={"work": work}, deps=tuple(deps))
+@dataclass(frozen=True)
+class Job:
+    """What the queue schedules: a key, its dependencies (and here, the work that orders it)."""
+
+    key: str
+    work: int
+    deps: tuple[str, ...] = ()
 
 
-def order(trial: Trial) -> int:
-    return -trial.config["work"]  # most work first
+def t(key: str, work: int, *deps: str) -> Job:
+    return Job(key, work, tuple(deps))
+
+
+def order(job: Job) -> int:
+    return -job.work  # most work first
 
 
 def drain(q: ReadyQueue) -> list[str]:

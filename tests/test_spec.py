@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from ddray.cli import app
 from ddray.errors import InputError
-from ddray.spec import load_spec, parse_spec
+from ddray.spec import parse_spec
+from ddray.spec_check import load_spec
 from tests.conftest import REPO, TINY_SPEC, write_spec
 
 runner = CliRunner()

@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 
-from ddray.plan import make_plan
-from ddray.run.status import breakdown, trial_cell
-from ddray.spec import parse_spec
-from tests.conftest import TINY_SPEC
+from ddray.status import breakdown, trial_cell
+from tests.conftest import TINY_SPEC, planned
 
 
 def _row(trial, wall_s):
     c = trial.config
-    method = c["method"]["name"] if isinstance(c.get("method"), dict) else None
-    return {"key": trial.key, "stage": trial.stage, "method": None if c.get("arm") in ("rdm", "full") else method,
-            "arm": c.get("arm"), "ipc": c.get("ipc"), "wall_s": wall_s}
+    method = c.method.name if getattr(c, "method", None) else None
+    arm = getattr(c, "arm", None)
+    return {"key": trial.key, "stage": trial.stage, "method": None if arm in ("rdm", "full") else method,
+            "arm": arm, "ipc": getattr(c, "ipc", None), "wall_s": wall_s}
 
 
 def test_breakdown_counts_done_errored_pending_and_the_time_left():
     spec = copy.deepcopy(TINY_SPEC)
     spec["ipc"], spec["seeds"] = [1, 10], [0, 1]
-    plan = make_plan(parse_spec(spec))
-    evals = [t for t in plan.stage("eval") if trial_cell(t.config) == ("herding", 1)]
+    plan = planned(spec)
+    evals = [t for t in plan.stage("eval") if trial_cell(t) == ("herding", 1)]
     assert len(evals) >= 2
     stored = [_row(evals[0], 30.0)] + [_row(t, 5.0) for t in plan.stage("full")]
     unplanned = {"key": "0" * 16, "stage": "synth", "method": "dm", "arm": None, "ipc": 1.0, "wall_s": float("nan")}
@@ -39,17 +37,16 @@ def test_breakdown_counts_done_errored_pending_and_the_time_left():
     # nothing stored in a cell: no mean, so no estimate rather than a wrong one
     assert cells["eval", "rdm", 10].mean_wall_s is None and cells["eval", "rdm", 10].left_s is None
     # every planned trial is in exactly one cell
-    planned = sum(c.done + c.errored + c.pending for c in cells.values()) - 1
-    assert planned == len(plan.trials)
+    n_planned = sum(c.done + c.errored + c.pending for c in cells.values()) - 1
+    assert n_planned == len(plan.trials)
     assert {c.stage for c in cells.values()} <= {"full", "synth", "search", "eval"}
     assert [s for s, *_ in cells] == sorted((s for s, *_ in cells), key=["full", "synth", "search", "eval"].index)
 
 
-@pytest.mark.parametrize("config, cell", [
-    ({"arm": "rdm", "ipc": 10, "method": None}, ("rdm", 10)),
-    ({"arm": "full"}, ("full", None)),
-    ({"arm": "syn", "ipc": 1, "method": {"name": "dm"}}, ("dm", 1)),
-    ({"ipc": 50, "method": {"name": "herding"}}, ("herding", 50)),
-])
-def test_trial_cell_names_shared_arms_by_arm_and_the_rest_by_method(config, cell):
-    assert trial_cell(config) == cell
+def test_trial_cell_names_shared_arms_by_arm_and_the_rest_by_method():
+    plan = planned(TINY_SPEC)
+    for t in plan.trials:
+        arm = getattr(t.config, "arm", None)
+        expected = ("full", None) if t.stage == "full" else ("rdm", 1) if arm == "rdm" else (t.config.method.name, 1)
+        assert trial_cell(t) == expected
+    assert {trial_cell(t) for t in plan.trials} == {("full", None), ("rdm", 1), ("random", 1), ("herding", 1)}

@@ -25,6 +25,7 @@ import pytest
 from ddray.cluster.local import _free_ports, _kill_cluster, _ray_cli
 from ddray.plan import make_plan
 from ddray.spec import parse_spec
+from ddray.spec_check import resolve_methods
 from ddray.store import Store
 from tests.conftest import REPO, TINY_SPEC, write_spec
 
@@ -105,7 +106,7 @@ def test_submit_runs_the_spec_as_a_job_once(head, tmp_path):
     sid = _submit(spec_path, head, store)
     assert sid.startswith("ddray-tiny-")
     assert str(client.get_job_status(sid)) in ("SUCCEEDED", "JobStatus.SUCCEEDED"), client.get_job_logs(sid)[-3000:]
-    planned = make_plan(parse_spec(spec)).keys()
+    planned = make_plan(resolve_methods(parse_spec(spec))).keys()
     keys = Store(str(store)).read_table().column("key").to_pylist()
     assert sorted(keys) == sorted(planned), client.get_job_logs(sid)[-3000:]
     mtimes = {p: p.stat().st_mtime_ns for p in (store / "rows").rglob("*.parquet")}

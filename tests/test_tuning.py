@@ -16,13 +16,13 @@ import torch
 
 from ddray.data import RealData
 from ddray.errors import InputError
-from ddray.plan import comparison_cell, make_plan
+from ddray.run.tuned import validation_view
 from ddray.spec import parse_spec
 from ddray.store import Store
 from ddray.tuning.select import search_candidates, select_best
 from ddray.tuning.space import apply_knobs, random_configs
-from ddray.tuning.trials import validation_view
-from tests.conftest import REPO, TINY_SPEC, write_spec
+from ddray.trials import comparison_cell
+from tests.conftest import REPO, TINY_SPEC, planned, write_spec
 
 TUNING = {"space": {"lr": [0.001, 0.01]}, "val_fraction": 0.2}
 
@@ -83,17 +83,17 @@ def test_select_best_is_deterministic_and_skips_diverged():
 
 
 def test_plan_gives_every_compared_arm_the_same_search():
-    fixed, plan = make_plan(parse_spec(TINY_SPEC)), make_plan(parse_spec(tuned_spec()))
+    fixed, plan = planned(TINY_SPEC), planned(tuned_spec())
     assert fixed.keys() <= plan.keys(), "adding tuning changed fixed-track keys"
-    tuned = [t for t in plan.stage("eval") if t.config.get("track") == "tuned"]
+    tuned = [t for t in plan.stage("eval") if t.config.track == "tuned"]
     assert len(tuned) == len(fixed.stage("eval"))
     by_cell: dict[str, dict[str, list]] = {}
     for t in tuned:
         search = [plan.by_key[d] for d in t.deps if plan.by_key[d].stage == "search"]
-        assert all(s.config["seed"] == 0 and s.config["split"] == "val" and s.config["track"] == "tuned" for s in search)
-        assert "test" not in json.dumps(dict(search[0].config))
-        knobs = sorted(json.dumps(s.config["knobs"]) for s in search)
-        by_cell.setdefault(comparison_cell(t.config), {})[t.config["arm"] + str(t.config.get("method"))] = knobs
+        assert all(s.config.seed == 0 and s.config.split == "val" and s.config.track == "tuned" for s in search)
+        assert "test" not in search[0].config.model_dump_json()
+        knobs = sorted(json.dumps(s.config.knobs) for s in search)
+        by_cell.setdefault(comparison_cell(t.config), {})[t.config.arm + str(t.config.method)] = knobs
     for arms in by_cell.values():  # syn (each method) and rdm of one cell: identical search configs
         assert len({json.dumps(k) for k in arms.values()}) == 1 and len(next(iter(arms.values()))) == 2
     assert any(any(a.startswith("rdm") for a in arms) and len(arms) > 1 for arms in by_cell.values())
@@ -104,15 +104,15 @@ def test_plan_gives_every_compared_arm_the_same_search():
 def test_tuned_keys_hash_the_search_not_the_seed_slice():
     spec = tuned_spec()
     spec["seeds"] = [0, 1]
-    full = make_plan(parse_spec(spec))
-    only1 = make_plan(parse_spec(spec), {"seed": {"1"}})
+    full = planned(spec)
+    only1 = planned(spec, {"seed": {"1"}})
     assert only1.keys() <= full.keys()
     # a slice without the search seed still plans (and depends on) seed 0's search and distilled sets
     for t in only1.stage("eval"):
         assert all(d in only1.by_key for d in t.deps)
     assert {t.key for t in only1.stage("search")} == {t.key for t in full.stage("search")}
     bigger = tuned_spec(space={"lr": [0.001, 0.01, 0.1]})
-    assert not {t.key for t in full.stage("eval") if t.config.get("tuning")} & make_plan(parse_spec(bigger)).keys()
+    assert not {t.key for t in full.stage("eval") if t.config.tuning} & planned(bigger).keys()
 
 
 # ---------------------------------------------------------------------------- execution without Ray
@@ -150,17 +150,18 @@ def test_search_never_reads_the_test_split_then_tuned_rerun_tests_the_winner(tmp
     import ddray.run.execute as ex
     from ddray.data import load_dataset
 
-    spec = parse_spec(tuned_spec())
-    plan = make_plan(spec)
-    store, rt = Store(str(tmp_path / "s")), ex.Runtime(store=str(tmp_path / "s"))
+    from ddray.run.context import WorkerEnv
+
+    plan = planned(tuned_spec())
+    store, env = Store(str(tmp_path / "s")), WorkerEnv(store=str(tmp_path / "s"))
     real = load_dataset("digits")
     sealed = _sealed(real)
     cpu = torch.device("cpu")
 
     def run(trials, data):
-        monkeypatch.setattr(ex, "_data", lambda cfg, rt: data)
+        monkeypatch.setattr(ex, "load_data", lambda config, env: data)
         for t in trials:
-            store.write_row(ex.execute(t.to_dict(), rt, cpu))
+            store.write_row(ex.execute(t, env, cpu))
 
     run(plan.stage("full") + plan.stage("synth"), real)       # teachers and distilled sets
     with pytest.raises(AssertionError, match="test split was read"):  # the seal works: a test-set trial trips it
@@ -204,7 +205,7 @@ def test_sigkill_mid_search_resumes_without_redoing_search_and_reports_both_trac
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     env["PYTHONPATH"] = str(REPO)
     cmd = [*DDRAY, "run", str(path), "--store", uri, "--no-progress"]
-    planned = make_plan(parse_spec(spec))
+    planned_trials = planned(spec)
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and not _rows(store, "search"):
@@ -215,16 +216,16 @@ def test_sigkill_mid_search_resumes_without_redoing_search_and_reports_both_trac
     time.sleep(2)
     before = {s: _rows(store, s) for s in ("synth", "search", "eval")}
     n_before = sum(len(v) for v in before.values())
-    assert before["search"] and n_before < len(planned.trials)
+    assert before["search"] and n_before < len(planned_trials.trials)
     done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(rf"{n_before} already stored, {len(planned.trials) - n_before} stored now", " ".join(done.stdout.split()))
+    assert re.search(rf"{n_before} already stored, {len(planned_trials.trials) - n_before} stored now", " ".join(done.stdout.split()))
     after = {s: _rows(store, s) for s in ("synth", "search", "eval")}
     for stage, rows in before.items():
         assert all(after[stage][k] == v for k, v in rows.items()), f"a {stage} row stored before the kill was rewritten"
-    assert set().union(*after.values()) == planned.keys()
+    assert set().union(*after.values()) == planned_trials.keys()
 
-    from ddray.run.reporting import report_store
+    from ddray.reporting import report_store
 
     text = report_store(uri, fmt="md")
     assert "track fixed" in text and "track tuned" in text

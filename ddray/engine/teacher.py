@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -34,9 +34,9 @@ def train_teacher(data: RealData, arch: str, recipe: Protocol, seed: int, device
                          checkpointer=checkpointer, on_epoch=on_epoch)
 
 
-def save_teacher(model: nn.Module, path: str | Path) -> None:
-    """A plain CPU state dict, loadable with weights_only=True."""
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, str(path))
+def save_teacher(model: nn.Module, path: str | Path | BinaryIO) -> None:
+    """A plain CPU state dict, loadable with weights_only=True, to a path or an open binary file."""
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path if hasattr(path, "write") else str(path))
 
 
 def _unwrap(obj: Any) -> Mapping[str, Any] | None:

@@ -138,7 +138,10 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._ended(trial)
-        self.done += 1
+        if (getattr(trial, "last_result", None) or {}).get("failed"):  # an input error: stored, not retried
+            self.failed += 1
+        else:
+            self.done += 1
         self._refresh()
 
     def on_trial_recover(self, iteration, trials, trial, **info):

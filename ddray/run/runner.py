@@ -20,10 +20,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ddray.errors import InputError
-from ddray.plan import STAGES, Plan, Trial
+from ddray.plan import Plan
 from ddray.run.schedule import ReadyQueue
 from ddray.spec import Spec, default_gpu_fraction
 from ddray.store import Store
+from ddray.trials import STAGES, Trial
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -61,18 +62,17 @@ def check_address(address: str | None) -> None:
 
 def check_store_compat(store: Store, spec_text: str, plan: Plan) -> None:
     """Refuse a different benchmark in the same store; growing or slicing the same one is fine."""
-    from ddray.plan import make_plan
-    from ddray.spec import parse_spec
+    from ddray.benchmark import stored_spec
 
     old_text = store.stored_spec()
     if old_text is None or old_text == spec_text:
         return
-    import yaml
-
     try:
-        old = parse_spec(yaml.safe_load(old_text))
-    except Exception:  # noqa: BLE001 — a stored spec from another ddray version: judge by keys alone
+        old = stored_spec(store)
+    except InputError:  # a stored spec from another ddray version or a missing plugin: judge by keys alone
         return
+    from ddray.plan import make_plan
+
     old_keys, new_keys = make_plan(old).keys(), plan.keys()
     if old_keys <= new_keys or new_keys <= old_keys:
         return
@@ -87,7 +87,7 @@ def resolve_gpus(trials: Iterable[Trial], cluster_gpus: float) -> dict[str, floa
     out = {}
     for t in trials:
         if t.gpu == "auto":
-            arch = t.config.get("arch") or "convnet"
+            arch = getattr(t.config, "arch", None) or "convnet"
             out[t.key] = default_gpu_fraction(arch) if cluster_gpus > 0 else 0.0
         else:
             out[t.key] = float(t.gpu)
@@ -126,14 +126,14 @@ def expected_work(trial: Trial) -> tuple[int, float]:
     split; a synthesis' cost depends on its method, so it is taken as long.
     """
     c = trial.config
-    if trial.stage == "full":
-        return 0, -float((c.get("protocol") or {}).get("epochs", 1))
-    if trial.stage == "synth":
+    if c.stage == "full":
+        return 0, -float(c.epochs)
+    if c.stage == "synth":
         return 1, 0.0
-    return 2, -float((c.get("protocol") or {}).get("epochs", 1)) * float(c.get("ipc") or 1)
+    return 2, -float(c.epochs) * float(c.ipc)
 
 
-def _tune(queue: ReadyQueue, todo: list[Trial], gpus: dict[str, float], runtime: dict[str, Any], store: Store,
+def _tune(queue: ReadyQueue, todo: list[Trial], gpus: dict[str, float], env: dict[str, Any], store: Store,
           max_failures: int, callbacks: list, tune_dir: str, name: str, verbose: bool) -> None:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
@@ -153,7 +153,7 @@ def _tune(queue: ReadyQueue, todo: list[Trial], gpus: dict[str, float], runtime:
     searcher = DependencySearcher(queue, configs, lambda t: store.has_row(t.stage, t.key))
     tuner = tune.Tuner(
         tune.with_resources(run_trial, resources),
-        param_space={"runtime": runtime},
+        param_space={"env": env},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo), reuse_actors=True,
                                     trial_name_creator=lambda t: t.config["trial"]["key"],
                                     trial_dirname_creator=lambda t: t.config["trial"]["key"]),
@@ -167,7 +167,7 @@ def _tune(queue: ReadyQueue, todo: list[Trial], gpus: dict[str, float], runtime:
 
 def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None, max_failures: int | None = None,
              retry_errored: bool = False, verbose: bool = False, progress: bool = True,
-             roots: dict[str, str | None] | None = None, track: str = "fixed") -> RunSummary:
+             roots: dict[str, str | None] | None = None) -> RunSummary:
     """Run every planned trial missing from the store; return what happened."""
     stored = store.stored_keys()
     todo = [t for t in plan.trials if t.key not in stored]
@@ -185,8 +185,9 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     capacity = read_capacity()
     gpus = resolve_gpus(todo, 1.0 if capacity.may_have_gpus else 0.0)
     # Workers run in other directories (and on other nodes): give them an absolute location.
-    runtime = {"store": store.loc.root if store.loc.is_local else store.uri, "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
-               "checkpoint_every": spec.runtime.checkpoint_every, "track": track}
+    env = {"store": store.loc.root if store.loc.is_local else store.uri,
+           "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
+           "checkpoint_every": spec.runtime.checkpoint_every}
     mf = spec.runtime.max_failures if max_failures is None else max_failures
     queue = ReadyQueue(todo, stored, expected_work)
     tune_dir = tempfile.mkdtemp(prefix="ddray-tune-")
@@ -197,7 +198,7 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
                 bar.warn(message)
             if not queue.finished:
                 bar.set_stage("+".join(sorted({t.stage for t in todo}, key=STAGES.index)), len(todo))
-                _tune(queue, todo, gpus, runtime, store, mf, [bar], tune_dir, spec.name, verbose)
+                _tune(queue, todo, gpus, env, store, mf, [bar], tune_dir, spec.name, verbose)
     finally:
         shutil.rmtree(tune_dir, ignore_errors=True)
     stored = store.stored_keys()

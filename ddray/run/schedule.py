@@ -15,12 +15,23 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from ddray.plan import Trial
+from typing import Any, Generic, Protocol, TypeVar
 
 
-class ReadyQueue:
+class Schedulable(Protocol):
+    """What the queue needs of a trial: its key and the keys it waits for."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def deps(self) -> tuple[str, ...]: ...
+
+
+Trial = TypeVar("Trial", bound=Schedulable)
+
+
+class ReadyQueue(Generic[Trial]):
     """The run's dependency bookkeeping, without Ray: what is ready, handed out, done, failed.
 
     A trial is ready when each of its dependencies is stored (before the run, or completed in

@@ -7,7 +7,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from ddray.plan import Trial
+from ddray.trials import Trial
 from ddray.run.schedule import ReadyQueue
 
 

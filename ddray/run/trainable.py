@@ -17,8 +17,11 @@ import torch
 from ray import tune
 
 from ddray.engine.device import free_device_memory, keep_freed_memory
-from ddray.run.execute import Runtime, execute
+from ddray.errors import InputError
+from ddray.run.context import WorkerEnv
+from ddray.run.execute import execute
 from ddray.store import Store, StoreCheckpointer
+from ddray.trials import Trial
 
 
 def trial_device(gpu: float) -> torch.device:
@@ -76,25 +79,33 @@ def _both(*callbacks):
 
 
 def run_trial(config: dict[str, Any]) -> None:
-    trial, rt = config["trial"], Runtime(**config["runtime"])
-    torch.set_num_threads(max(1, int(trial["cpu"])))
-    store = Store(rt.store)
-    if store.has_row(trial["stage"], trial["key"]):  # a duplicate launch (e.g. after a lost driver)
+    """Run one planned trial (`{"trial": Trial.to_dict(), "env": WorkerEnv fields}`) and store its row.
+
+    A deterministic input error (a bad file, a class too small for the IPC) is stored and reported
+    as a failed trial without raising, so Tune does not retry it: the same input fails the same way.
+    """
+    trial, env = Trial.from_dict(config["trial"]), WorkerEnv(**config["env"])
+    torch.set_num_threads(max(1, int(trial.cpu)))
+    store = Store(env.store)
+    if store.has_row(trial.stage, trial.key):  # a duplicate launch (e.g. after a lost driver)
         tune.report({"stored": 1, "top1": -1.0})
         return
-    device = trial_device(float(trial["gpu"] or 0))
+    device = trial_device(float(trial.gpu or 0))
     if device.type == "cpu":  # every stage, synthesis included, reuses its freed activations
         keep_freed_memory()
     try:
-        epochs = ((trial["config"].get("protocol") or {}).get("epochs"))
-        on_epoch = _both(resume_notice(trial["key"], trial.get("label", "")), epoch_progress(epochs))
-        row = execute(trial, rt, device, on_epoch=on_epoch)
+        on_epoch = _both(resume_notice(trial.key, trial.label), epoch_progress(getattr(trial.config, "epochs", None)))
+        row = execute(trial, env, device, on_epoch=on_epoch)
         store.write_row(row)
-        StoreCheckpointer(store, trial["key"], 0).clear()
+        StoreCheckpointer(store, trial.key, 0).clear()
+    except InputError as exc:
+        store.write_error(trial.key, trial.stage, trial.label, exc)
+        tune.report({"stored": 0, "failed": 1, "top1": -1.0})
+        return
     except BaseException as exc:
-        store.write_error(trial["key"], trial["stage"], trial.get("label", ""), exc)
+        store.write_error(trial.key, trial.stage, trial.label, exc)
         raise
     finally:  # a reused actor's next trial starts without this one's cached blocks (heap and GPU)
         free_device_memory()
-    top1 = row.get("top1")
+    top1 = row.top1
     tune.report({"stored": 1, "top1": -1.0 if top1 is None else float(top1), "pid": os.getpid()})

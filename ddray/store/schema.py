@@ -6,9 +6,15 @@ Null means "does not apply" (e.g. `ipc` of a full-data trial), never "zero".
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
 import pyarrow as pa
 
-STAGES = ("full", "synth", "search", "eval")
+from ddray.trials import STAGES
+
+__all__ = ["COLUMNS", "ROW_SCHEMA", "STAGES", "Row"]
 
 ROW_SCHEMA = pa.schema(
     [
@@ -49,3 +55,50 @@ ROW_SCHEMA = pa.schema(
 )
 
 COLUMNS = tuple(ROW_SCHEMA.names)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored trial, typed: exactly the columns of ROW_SCHEMA, in its order (a test checks it).
+
+    Built in one place (`ddray.run.execute.make_row`) from the typed trial and its outcome, so
+    no column is guessed from a dict and patched afterwards.
+    """
+
+    key: str
+    stage: str
+    track: str
+    cell: str | None
+    method: str | None
+    dataset: str
+    ipc: int | None
+    arch: str | None
+    arm: str | None
+    labels: str | None
+    aug: bool | None
+    seed: int
+    protocol: str | None
+    protocol_json: str | None
+    teacher: str | None
+    config_json: str
+    status: str
+    top1: float | None
+    top5: float | None
+    loss: float | None
+    epochs_run: int | None
+    wall_s: float | None
+    device: str | None
+    synth_s: float | None
+    synth_device: str | None
+    ddray_version: str | None
+    torch_version: str | None
+    hostname: str | None
+    finished_at: datetime | None
+
+    def record(self) -> dict[str, Any]:
+        """The row as a column -> value dict (what Arrow writes)."""
+        return asdict(self)
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))

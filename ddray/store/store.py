@@ -17,12 +17,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ddray.errors import InputError
 from ddray.keys import config_key
 from ddray.store.fs import Location, delete_dir, delete_file, list_files, open_location, read_bytes, write_bytes
-from ddray.store.schema import ROW_SCHEMA, STAGES
+from ddray.store.schema import ROW_SCHEMA, STAGES, Row
 
 
 class Store:
@@ -65,14 +66,15 @@ class Store:
         return {k for keys in self.done_keys().values() for k in keys}
 
     def has_row(self, stage: str, key: str) -> bool:
-        return bool(list_files(self.loc, self.path("rows", stage), f"{key}.parquet"))
+        """Whether the row file exists: one metadata call on that path, not a listing of its stage."""
+        return self.loc.fs.get_file_info(self.row_path(stage, key)).type == pafs.FileType.File
 
-    def write_row(self, row: dict[str, Any]) -> bool:
+    def write_row(self, row: Row) -> bool:
         """Store one finished trial; a row already there is kept (first writer wins). Returns True if written."""
-        stage, key = row["stage"], row["key"]
+        stage, key = row.stage, row.key
         if self.has_row(stage, key):
             return False
-        table = pa.Table.from_pylist([{c: row.get(c) for c in ROW_SCHEMA.names}], schema=ROW_SCHEMA)
+        table = pa.Table.from_pylist([row.record()], schema=ROW_SCHEMA)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         written = write_bytes(self.loc, self.row_path(stage, key), buf.getvalue(), exclusive=True)
@@ -87,6 +89,15 @@ class Store:
 
     def read_rows(self):  # -> pandas.DataFrame
         return self.read_table().to_pandas()
+
+    def read_stage_rows(self, stage: str, keys: Iterable[str], columns: list[str]) -> list[dict[str, Any]]:
+        """`columns` of the stored rows of `stage` among `keys` (absent keys are skipped)."""
+        out: list[dict[str, Any]] = []
+        for key in keys:
+            if self.has_row(stage, key):
+                with self.loc.fs.open_input_file(self.row_path(stage, key)) as f:
+                    out += pq.read_table(f, columns=columns).to_pylist()
+        return out
 
     # ------------------------------------------------------------------ errors
     def write_error(self, key: str, stage: str, label: str, exc: BaseException) -> dict[str, Any]:

@@ -12,12 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from ddray.errors import InputError
-from ddray.plan import STAGES, Trial, make_plan
-from ddray.spec import parse_spec
-from ddray.store import Store
+from ddray.benchmark import open_benchmark
+from ddray.trials import STAGES, Trial
 
 
 @dataclass(frozen=True)
@@ -57,11 +53,11 @@ def _who(method: str | None, arm: str | None) -> str:
     return str(method)
 
 
-def trial_cell(config: Mapping[str, Any]) -> tuple[str, int | None]:
+def trial_cell(trial: Trial) -> tuple[str, int | None]:
     """(method or shared arm, IPC) of a planned trial."""
-    method = config.get("method")
-    name = method.get("name") if isinstance(method, Mapping) else method
-    return _who(name, config.get("arm")), config.get("ipc")
+    c = trial.config
+    method = getattr(c, "method", None)
+    return _who(method.name if method else None, getattr(c, "arm", None)), getattr(c, "ipc", None)
 
 
 def _row_cell(row: Mapping[str, Any]) -> tuple[str, int | None]:
@@ -92,7 +88,7 @@ def breakdown(plan_trials: Iterable[Trial], rows: Iterable[Mapping[str, Any]],
             c["walls"].append(float(r["wall_s"]))
     for t in plan_trials:
         if t.key not in done:
-            cell(t.stage, trial_cell(t.config))["errored" if t.key in errored else "pending"] += 1
+            cell(t.stage, trial_cell(t))["errored" if t.key in errored else "pending"] += 1
     order = {s: i for i, s in enumerate(STAGES)}
     out = []
     for (stage, who, ipc), c in sorted(cells.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1], kv[0][2] or 0)):
@@ -104,12 +100,8 @@ def breakdown(plan_trials: Iterable[Trial], rows: Iterable[Mapping[str, Any]],
 
 def store_status(uri: str, by_method: bool = False) -> StoreStatus:
     """Counts per stage; with `by_method` also the per-cell breakdown, which reads every stored row."""
-    store = Store(uri)
-    text = store.stored_spec()
-    if text is None:
-        raise InputError(f"no ddray store at '{uri}' (no spec.yaml): run `ddray run SPEC --store {uri}` first", path="store")
-    spec = parse_spec(yaml.safe_load(text))
-    plan = make_plan(spec)
+    bench = open_benchmark(uri)
+    store, spec, plan = bench.store, bench.spec, bench.plan
     done = store.done_keys()
     errors = store.errors_of()
     counts = {}

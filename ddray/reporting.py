@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from ddray.benchmark import open_benchmark
 from ddray.errors import InputError
-from ddray.spec import parse_spec
-from ddray.store import Store
 
 
 def _console():
@@ -25,11 +22,8 @@ def report_store(uri: str, *, fmt: str = "table", out_dir: Path | None = None, l
     """Text to print (None when it was shown as rich tables or written to `out_dir`)."""
     from ddray.report import build_report, render, rich_tables, write_report
 
-    store = Store(uri)
-    text = store.stored_spec()
-    if text is None:
-        raise InputError(f"no ddray store at '{uri}' (no spec.yaml)", path="store")
-    scores = parse_spec(yaml.safe_load(text)).scores
+    bench = open_benchmark(uri)
+    store, scores = bench.store, bench.spec.scores
     lam = scores.lambda_ if lam is None else lam
     gamma = scores.gamma if gamma is None else gamma
     compat = (None if scores.compat == "none" else scores.compat) if compat is None else (None if compat == "none" else compat)

@@ -1,0 +1,60 @@
+"""The fixed-track stage handlers: full-data arm (and teacher), synthesis, evaluation.
+
+Each is `TrialRun -> Outcome` and calls the engine's and the methods' tested functions
+(`train_teacher`, `rdm_arm`, `validation_split`, `synthesize`): the runner has no training or
+sampling code of its own.
+"""
+
+from __future__ import annotations
+
+import io
+
+from ddray.engine import rdm_arm, save_teacher, train_student, train_teacher, validation_split
+from ddray.run.context import Outcome, TrialRun
+from ddray.trials import EvalConfig, FullConfig, SynthConfig
+
+
+def run_full(run: TrialRun) -> Outcome:
+    """Acc(full, hard) of (dataset, arch, seed); its weights are stored as the teacher of that key."""
+    cfg: FullConfig = run.config  # type: ignore[assignment]
+    recipe = cfg.recipe
+    res = train_teacher(run.data, cfg.arch, recipe, cfg.seed, run.device,
+                        checkpointer=run.checkpointer(recipe.epochs), on_epoch=run.on_epoch)
+    buf = io.BytesIO()
+    save_teacher(res.model, buf)  # type: ignore[arg-type]
+    run.store.put_artifact("teachers", run.key, "weights.pt", buf.getvalue())
+    return Outcome.of_training(res)
+
+
+def run_synth(run: TrialRun) -> Outcome:
+    """One distilled set, stored as artifacts; its time-to-synthesize excludes the teacher's training."""
+    from ddray.methods import SynthContext, get_method, save_distilled, synthesize
+
+    cfg: SynthConfig = run.config  # type: ignore[assignment]
+    entry = get_method(cfg.method.kind)
+    teachers = run.teachers()
+    ctx = SynthContext(data=run.data, ipc=cfg.ipc, seed=cfg.seed, params=entry.params(cfg.method.params),
+                       teacher=teachers[0] if teachers else None, device=run.device)
+    ds = synthesize(entry, ctx)
+    save_distilled(ds, run.store.loc.fs, run.store.artifact_dir("distilled", run.key))
+    return Outcome(synth_s=ds.synth_seconds, synth_device=ds.device)
+
+
+def run_eval(run: TrialRun) -> Outcome:
+    """A student trained on the syn or rdm arm under the arm's protocol, tested on the real test split."""
+    cfg: EvalConfig = run.config  # type: ignore[assignment]
+    protocol = cfg.recipe
+    extra: dict[str, object] = {}
+    if cfg.arm == "syn":
+        ds = run.distilled_set()
+        x, y = ds.images, ds.labels
+        if y.ndim == 2 and cfg.labels == "hard":
+            y = y.argmax(dim=1)  # a soft-label set evaluated under hard labels: its argmax classes
+        extra = {"synth_s": ds.synth_seconds, "synth_device": ds.device}  # None for a user's files
+    else:  # rdm: class-balanced random real subset drawn from the trial seed
+        x, y = rdm_arm(run.data, cfg.ipc, cfg.seed)
+    val = validation_split(run.data, protocol.val_fraction, cfg.seed)[1] if isinstance(protocol.lr, tuple) else None
+    res = train_student(x.to(run.device), y.to(run.device), run.data, cfg.arch, protocol, labels=cfg.labels,
+                        aug=cfg.aug, seed=cfg.seed, teachers=run.teachers(), device=run.device,
+                        checkpointer=run.checkpointer(protocol.epochs), on_epoch=run.on_epoch, val=val)
+    return Outcome.of_training(res, **extra)

@@ -1,0 +1,233 @@
+"""Typed trials: what one trial is, stage by stage — the one shape plan, run, store and status share.
+
+A trial's key is the hash of its config's JSON (`ddray.keys.config_key` over
+`model_dump(mode="json")`), so these models are a contract: the dump of a config must be the
+same dict, key for key, that earlier versions hashed, or every stored row would be orphaned.
+Two rules keep it so (tests/test_keys_golden.py proves them on every shipped spec):
+- an optional field left unset (None) is *absent* from the dump, as it was absent from the dict;
+- the protocol stays the resolved knob dict an arm trains with (`protocol`), because an
+  un-augmented arm's dict has no `augment` entry at all: its numbers cannot depend on it.
+
+Configs are frozen pydantic models (HELM's run specs are the model): a stage is a class, the
+union is discriminated on `stage`, and code reads `config.arm`, never `cfg["arm"]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_serializer, model_validator
+
+from ddray.keys import config_key
+from ddray.protocols import LabelSetting, Protocol
+
+STAGES = ("full", "synth", "search", "eval")
+"""Stages in dependency order: full-data/teachers, synthesis, tuned-track search, evaluation."""
+
+Stage = Literal["full", "synth", "search", "eval"]
+
+
+class _Frozen(BaseModel):
+    """Immutable, no unknown fields, and unset optionals left out of the dump (see the module doc)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class DatasetRef(_Frozen):
+    """Which real data: the spec's dataset name, its loader and the options that change pixels.
+
+    The root is where the data lives, not what it is: moving data must not change keys.
+    """
+
+    name: str
+    loader: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MethodRef(_Frozen):
+    """Which method made a distilled set: its spec name, registry kind and raw params."""
+
+    name: str
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    files: str | None = None          # a `files` method: the path of the set of this (dataset, IPC)
+
+
+class TeacherRef(_Frozen):
+    """A teacher: trained by ddray (the key of its full-data trial) or loaded from a checkpoint."""
+
+    arch: str
+    key: str | None = None
+    checkpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TeacherRef:
+        if (self.key is None) == (self.checkpoint is None):
+            raise ValueError("a teacher has exactly one of key (trained by ddray) and checkpoint")
+        return self
+
+    @property
+    def source(self) -> str:
+        """What the row's `teacher` column names: the full-data key, or the checkpoint path."""
+        return self.key or self.checkpoint or ""
+
+
+class ValSplit(_Frozen):
+    """The held-out part of the real train split a search validates on."""
+
+    fraction: float
+    seed: int
+
+
+class _Config(_Frozen):
+    dataset: DatasetRef
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """The content key: hash of the canonical JSON of this config (DESIGN §1, a contract).
+
+        Computed, never cached on the model: `model_copy(update=...)` would carry a stale one.
+        """
+        return config_key(self.model_dump(mode="json"))
+
+    @property
+    def handler(self) -> str:
+        """The name of the code path that runs this config (`run/stages.py: HANDLERS`)."""
+        return self.stage  # type: ignore[attr-defined, no-any-return]
+
+
+class _Trained(_Config):
+    """A config that trains a network under a resolved protocol."""
+
+    arch: str
+    aug: bool
+    protocol: dict[str, Any]
+
+    @property
+    def recipe(self) -> Protocol:
+        """The protocol as the typed object the engine takes (an un-augmented arm has no augment knobs)."""
+        return Protocol.model_validate(self.protocol)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.protocol.get("epochs", 1))
+
+
+class FullConfig(_Trained):
+    """Full-data arm: the student arch on the whole train split, hard labels (Acc(full, hard)); also a teacher."""
+
+    stage: Literal["full"] = "full"
+    arm: Literal["full"] = "full"
+    labels: Literal["hard"] = "hard"
+
+
+class SynthConfig(_Config):
+    """Synthesis of one (method, dataset, IPC, seed) distilled set."""
+
+    stage: Literal["synth"] = "synth"
+    method: MethodRef
+    ipc: int
+    teachers: tuple[TeacherRef, ...] | None = None
+
+
+class EvalConfig(_Trained):
+    """One evaluation: a student trained on a syn or rdm arm, tested on the real test split."""
+
+    stage: Literal["eval"] = "eval"
+    ipc: int
+    arm: Literal["syn", "rdm"]
+    labels: LabelSetting
+    teachers: tuple[TeacherRef, ...] | None = None
+    method: MethodRef | None = None     # syn arms: whose set
+    synth: str | None = None            # syn arms of built-in methods: the synthesis trial's key
+    track: Literal["tuned"] | None = None
+    tuning: dict[str, Any] | None = None  # tuned re-runs: the search they pick a winner from
+
+    @property
+    def handler(self) -> str:
+        return "tuned" if self.tuning is not None else "eval"
+
+
+class SearchConfig(EvalConfig):
+    """A tuned-track search trial: one searched config of a cell, validated on a held-out split."""
+
+    stage: Literal["search"] = "search"  # type: ignore[assignment]
+    track: Literal["tuned"] = "tuned"    # type: ignore[assignment]
+    split: Literal["val"] = "val"
+    val: ValSplit
+    knobs: dict[str, Any]
+
+    @property
+    def handler(self) -> str:
+        return "search"
+
+
+TrialConfig = Annotated[Union[FullConfig, SynthConfig, EvalConfig, SearchConfig], Field(discriminator="stage")]
+_ADAPTER: TypeAdapter[TrialConfig] = TypeAdapter(TrialConfig)
+
+
+def parse_config(data: dict[str, Any]) -> TrialConfig:
+    """A config from its JSON dict (a row's `config_json`, a Tune payload)."""
+    return _ADAPTER.validate_python(data)
+
+
+def comparison_cell(config: BaseModel) -> str | None:
+    """Key of everything but arm, method and synthesis of an eval config; None for other stages."""
+    if getattr(config, "stage", None) != "eval":
+        return None
+    data = config.model_dump(mode="json")
+    return config_key({k: v for k, v in data.items() if k not in ("arm", "method", "synth")})
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One unit of work: a typed config (its key is the config's hash) plus what it needs to run."""
+
+    config: TrialConfig
+    deps: tuple[str, ...] = ()          # keys that must be stored first
+    cpu: float = 1.0
+    gpu: float | str = "auto"
+    methods: tuple[str, ...] = ()       # methods whose scores use this trial (not in the key)
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.config.key)
+
+    @property
+    def stage(self) -> str:
+        return self.config.stage
+
+    @property
+    def label(self) -> str:
+        """A readable name: method/dataset/ipcN/arch/arm/labels/aug/sS/track/knobs, what applies."""
+        c = self.config
+        method = getattr(c, "method", None)
+        aug = getattr(c, "aug", None)
+        knobs = getattr(c, "knobs", None)
+        parts = [method.name if method else None, c.dataset.name,
+                 f"ipc{c.ipc}" if getattr(c, "ipc", None) else None, getattr(c, "arch", None),
+                 getattr(c, "arm", None), getattr(c, "labels", None),
+                 None if aug is None else ("aug" if aug else "noaug"), f"s{c.seed}", getattr(c, "track", None),
+                 ",".join(f"{k}={v}" for k, v in knobs.items()) if knobs else None]
+        return "/".join(str(p) for p in parts if p is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: what `ddray plan --json` prints and what a Ray worker receives."""
+        return {"key": self.key, "stage": self.stage, "config": self.config.model_dump(mode="json"),
+                "deps": list(self.deps), "cpu": self.cpu, "gpu": self.gpu, "methods": list(self.methods),
+                "label": self.label}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trial:
+        """The inverse of `to_dict`; the key is recomputed from the config, and must match."""
+        trial = cls(config=parse_config(data["config"]), deps=tuple(data.get("deps", ())), cpu=float(data["cpu"]),
+                    gpu=data["gpu"], methods=tuple(data.get("methods", ())))
+        if "key" in data and data["key"] != trial.key:
+            raise ValueError(f"trial {data['key']}: its config hashes to {trial.key}")
+        return trial
