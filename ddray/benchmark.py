@@ -6,8 +6,11 @@ they share this reader instead of each parsing `spec.yaml` on its own.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import yaml
 
@@ -16,6 +19,7 @@ from ddray.plan import Plan, make_plan
 from ddray.spec import Spec, parse_spec
 from ddray.spec_check import resolve_methods
 from ddray.store import Store
+from ddray.trials import Trial, identity, parse_config
 
 
 def stored_spec(store: Store) -> Spec:
@@ -35,16 +39,43 @@ def stored_spec(store: Store) -> Spec:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A store and the spec it holds; the plan is made on first use."""
+    """A store and the spec it holds (None when its spec.yaml is gone); the plan is made on first use.
+
+    Rows say what they are (store/rows.py), so a store whose spec.yaml was deleted can still be
+    reported and counted; only what is *pending* needs the spec.
+    """
 
     store: Store
-    spec: Spec
+    spec: Spec | None
 
     @cached_property
-    def plan(self) -> Plan:
-        return make_plan(self.spec)
+    def plan(self) -> Plan | None:
+        return make_plan(self.spec) if self.spec is not None else None
 
 
-def open_benchmark(uri: str) -> Benchmark:
+def conflicts(trials: Iterable[Trial], config_jsons: Iterable[str], limit: int = 5) -> list[str]:
+    """Planned trials that a stored row already measures under another key (another recipe).
+
+    Why from the rows and not from spec.yaml: a user can delete that file; the rows say what they
+    are. Growing a benchmark (methods, seeds, IPCs, archs) adds identities, so it never conflicts.
+    """
+    stored: dict[tuple[Any, ...], str] = {}
+    for text in config_jsons:
+        config = parse_config(json.loads(text))
+        stored.setdefault(identity(config), config.key)
+    out = []
+    for t in trials:
+        other = stored.get(identity(t.config))
+        if other is not None and other != t.key:
+            out.append(f"{t.label}: stored as {other}, planned as {t.key}")
+            if len(out) >= limit:
+                break
+    return out
+
+
+def open_benchmark(uri: str, require_spec: bool = True) -> Benchmark:
+    """The benchmark in store `uri`; without `require_spec`, a store without spec.yaml opens too."""
     store = Store(uri)
+    if not require_spec and store.stored_spec() is None:
+        return Benchmark(store, None)
     return Benchmark(store, stored_spec(store))

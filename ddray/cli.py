@@ -78,16 +78,13 @@ def plan(spec: SpecArg,
          store: Annotated[Optional[str], typer.Option(help="store to compare with (default: the spec's)")] = None,
          only: Annotated[Optional[list[str]], _only_option()] = None) -> None:
     """Expand a spec into its trials: counts per stage, resources, and what is already stored."""
-    from ddray.plan import make_plan, parse_only
+    from ddray.plan import make_plan, select_only
     from ddray.spec_check import load_spec
     from ddray.store import Store
     from ddray.trials import STAGES
 
     s = load_spec(spec)
-    try:
-        p = make_plan(s, parse_only(only or []))
-    except ValueError as e:
-        raise InputError(str(e), path="--only") from None
+    p = make_plan(s, select_only(s, only or []))
     uri = store or s.store
     stored: set[str] = set()
     if uri:
@@ -121,11 +118,15 @@ def run(spec: SpecArg,
         only: Annotated[Optional[list[str]], _only_option()] = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Ray's output")] = False,
         progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
-        smoke: Annotated[bool, typer.Option("--smoke", help="a minutes-long scale-down (1 seed, 1 IPC, 2 epochs) into its own store")] = False) -> None:
-    """Run every trial of a spec that is not in the store yet (idempotent; resumes after any failure)."""
+        smoke: Annotated[bool, typer.Option("--smoke", help="a minutes-long scale-down (1 seed, 1 IPC, 2 epochs) into its own store")] = False,
+        max_wait: Annotated[Optional[float], typer.Option("--max-wait", help="give up (exit 1) after this many seconds in which trials wait for resources and none runs (an autoscaling cluster that cannot provide them)")] = None) -> None:
+    """Run every trial of a spec that is not in the store yet (idempotent; resumes after any failure).
+
+    Exit 0: every planned trial is stored; 1: some failed or could not run; 2: bad input; 130: interrupted.
+    """
     import os
 
-    from ddray.plan import make_plan, parse_only
+    from ddray.plan import make_plan, select_only
     from ddray.run import run_plan
     from ddray.run.runner import check_address, check_store_compat
     from ddray.spec import load_spec_text
@@ -141,10 +142,7 @@ def run(spec: SpecArg,
 
         s = resolve_methods(smoke_spec(s))
         text = yaml.safe_dump(s.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
-    try:
-        p = make_plan(s, parse_only(only or []))
-    except ValueError as e:
-        raise InputError(str(e), path="--only") from None
+    p = make_plan(s, select_only(s, only or []))
     uri = store or s.store
     if not uri:
         raise InputError("no store: set `store:` in the spec or pass --store", path="store")
@@ -155,12 +153,27 @@ def run(spec: SpecArg,
     check_store_compat(st, text, make_plan(s))
     st.save_spec(text)
     summary = run_plan(s, p, st, address=address, max_failures=max_failures, retry_errored=retry_errored,
-                       verbose=verbose, progress=progress)
-    out.print(f"{s.name}: {summary.planned} planned, {summary.already} already stored, "
-              f"{summary.stored} stored now, {len(summary.failed)} failed, {len(summary.blocked)} waiting on failed dependencies")
-    if summary.exit_code:
-        out.print(f"see why: ddray status {uri}; retry: ddray run {spec} --store {uri} --retry-errored")
+                       verbose=verbose, progress=progress, max_wait_s=max_wait)
+    for bad, moved in summary.quarantined:
+        err.print(f"[yellow]bad row[/yellow] {bad.path}: {bad.reason}; moved to {moved}, its trial reruns", soft_wrap=True)
+    _print_summary(s.name, summary, spec, uri)
     raise typer.Exit(summary.exit_code)
+
+
+def _print_summary(name: str, summary, spec: Path, uri: str) -> None:
+    """The run's last lines: what is stored now, and what a rerun would still do."""
+    by_other = f" ({summary.by_other} by another driver)" if summary.by_other else ""
+    out.print(f"{name}: {summary.planned} planned, {summary.already} already stored, {summary.stored} stored now{by_other}, "
+              f"{len(summary.failed)} failed, {len(summary.blocked)} waiting on failed dependencies")
+    done = summary.already + summary.stored
+    if summary.interrupted:
+        out.print(f"interrupted: {done} of {summary.planned} stored, {len(summary.not_run)} not run; "
+                  f"rerun to continue: ddray run {spec} --store {uri}")
+    elif summary.gave_up_after_s is not None:
+        out.print(f"gave up after {summary.gave_up_after_s:g} s with trials waiting for resources and none running: "
+                  f"{done} of {summary.planned} stored, {len(summary.not_run)} not run")
+    elif summary.exit_code:
+        out.print(f"see why: ddray status {uri}; retry: ddray run {spec} --store {uri} --retry-errored")
 
 
 @app.command()
@@ -184,6 +197,11 @@ def status(store: Annotated[str, typer.Argument(help="store URI")],
         out.print(f"[red]failed[/red] {e['stage']} {e['label']} ({e['key']}, {e['attempts']} attempt(s)): {e['exception']}", soft_wrap=True)
     if st.errors:
         out.print(f"retry: ddray run <spec> --store {store} --retry-errored")
+    for b in st.bad:
+        out.print(f"[red]bad row[/red] {b.path}: {b.reason} (not counted; `ddray run` moves it to quarantine/ and reruns its trial)",
+                  soft_wrap=True)
+    if not st.planned:
+        out.print("no spec.yaml in the store: done and errored counts are from the rows; pending is unknown")
 
 
 def _print_rows(head: tuple[str, ...], lines: list[tuple[str, ...]], format: str, left: int, title: str | None = None) -> None:

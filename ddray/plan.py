@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddray.errors import InputError
 from ddray.protocols import Protocol
 from ddray.spec import ArmSpec, Spec, resources_for
 from ddray.trials import (
@@ -220,6 +221,33 @@ def _add_tuned(b: _Builder, spec: Spec, config: EvalConfig, deps: list[str], syn
         search.append(b.add(scfg, base_deps, config.arch, method))
     tuned = EvalConfig(**config.model_dump(exclude={"stage"}), track="tuned", tuning=t.ref(seed0))
     return b.add(tuned, [*deps, *search], config.arch, method)
+
+
+def only_values(spec: Spec, fld: str) -> list[Any]:
+    """The values a `--only` field can take in this spec."""
+    return {"method": list(spec.methods), "dataset": list(spec.datasets), "ipc": spec.ipc, "arch": spec.archs,
+            "seed": spec.seeds}[fld]
+
+
+def select_only(spec: Spec, items: Iterable[str]) -> dict[str, set[str]]:
+    """`--only` items parsed and checked against the spec: a value the spec does not have is an error.
+
+    Why: a typo (`--only seed=O`) would otherwise plan nothing and exit 0 as if all were done.
+    """
+    try:
+        only = parse_only(items)
+    except ValueError as e:
+        raise InputError(str(e), path="--only") from None
+    problems = []
+    for fld, wanted in only.items():
+        known = only_values(spec, fld)
+        unknown = sorted(wanted - {str(v) for v in known})
+        if unknown:
+            problems.append(("--only", f"{fld}={','.join(unknown)} matches nothing in '{spec.name}'; "
+                                       f"its {fld} values are {', '.join(str(v) for v in known)}"))
+    if problems:
+        raise InputError(problems)
+    return only
 
 
 def parse_only(items: Iterable[str]) -> dict[str, set[str]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ddray.benchmark import open_benchmark
 from ddray.errors import InputError
+from ddray.spec import ScoreWeights
 
 
 def _console():
@@ -22,25 +24,29 @@ def report_store(uri: str, *, fmt: str = "table", out_dir: Path | None = None, l
     """Text to print (None when it was shown as rich tables or written to `out_dir`)."""
     from ddray.report import build_report, render, rich_tables, write_report
 
-    bench = open_benchmark(uri)
-    store, scores = bench.store, bench.spec.scores
+    bench = open_benchmark(uri, require_spec=False)
+    scores = bench.spec.scores if bench.spec is not None else ScoreWeights()
     lam = scores.lambda_ if lam is None else lam
     gamma = scores.gamma if gamma is None else gamma
     compat = (None if scores.compat == "none" else scores.compat) if compat is None else (None if compat == "none" else compat)
-    rows = store.read_rows()
-    if rows.empty:
-        raise InputError(f"store '{uri}' has no finished trials yet: run `ddray run` first", path="store")
-    report = build_report(rows, lam=lam, gamma=gamma, compat=compat)
-    if out_dir is not None:
-        paths = write_report(report, out_dir)
+    scan = bench.store.scan()
+    if not scan.table.num_rows:
+        what = "no finished trials yet: run `ddray run` first" if not scan.bad else \
+            f"no valid rows ({len(scan.bad)} bad row file(s), e.g. {scan.bad[0].path}: {scan.bad[0].reason})"
+        raise InputError(f"store '{uri}' has {what}", path="store")
+    report = build_report(scan.table.to_pandas(), lam=lam, gamma=gamma, compat=compat)
+    notes = [f"left out {b.path}: {b.reason} (`ddray run` moves it to quarantine/ and reruns its trial)" for b in scan.bad]
+    if bench.spec is None:
+        notes.append("the store has no spec.yaml: default weights (λ = γ = 0.5) unless --lambda/--gamma are given")
+    report = replace(report, warnings=(*notes, *report.warnings))
+    if out_dir is not None or fmt == "table":
         console = _console()
+        for w in report.warnings:
+            console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True, highlight=False)
         for table in rich_tables(report):
             console.print(table)
-        console.print(f"wrote {len(paths)} files to {out_dir} (open {Path(out_dir) / 'report.html'})")
-        return None
-    if fmt == "table":
-        console = _console()
-        for table in rich_tables(report):
-            console.print(table)
+        if out_dir is not None:
+            paths = write_report(report, out_dir)
+            console.print(f"wrote {len(paths)} files to {out_dir} (open {Path(out_dir) / 'report.html'})")
         return None
     return render(report, fmt)

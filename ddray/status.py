@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddray.benchmark import open_benchmark
+from ddray.errors import InputError
+from ddray.store.rows import BadRow
 from ddray.trials import STAGES, Trial
 
 
@@ -44,6 +46,8 @@ class StoreStatus:
     counts: dict[str, dict[str, int]]
     errors: list[dict[str, Any]] = field(default_factory=list)
     cells: list[CellStatus] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)     # row files that do not prove their trial
+    planned: bool = True                                 # False: no spec.yaml, so pending is unknown
 
 
 def _who(method: str | None, arm: str | None) -> str:
@@ -99,19 +103,27 @@ def breakdown(plan_trials: Iterable[Trial], rows: Iterable[Mapping[str, Any]],
 
 
 def store_status(uri: str, by_method: bool = False) -> StoreStatus:
-    """Counts per stage; with `by_method` also the per-cell breakdown, which reads every stored row."""
-    bench = open_benchmark(uri)
-    store, spec, plan = bench.store, bench.spec, bench.plan
-    done = store.done_keys()
-    errors = store.errors_of()
+    """Counts per stage (and the per-cell breakdown with `by_method`), from the verified rows.
+
+    Bad row files are listed, not counted; a store without its spec.yaml still shows what is done.
+    """
+    bench = open_benchmark(uri, require_spec=False)
+    scan = bench.store.scan()
+    if bench.spec is None and not scan.table.num_rows and not scan.bad:
+        raise InputError(f"no ddray store at '{uri}' (no spec.yaml, no rows): run `ddray run SPEC --store {uri}` first",
+                         path="store")
+    done, errors = scan.keys, bench.store.errors_of()
+    planned = bench.plan.trials if bench.plan is not None else ()
     counts = {}
     for stage in STAGES:
-        keys = {t.key for t in plan.stage(stage)} | done[stage]
+        keys = {t.key for t in planned if t.stage == stage} | done[stage]
         d = len(done[stage])
         e = len([k for k in keys if k in errors and k not in done[stage]])
         counts[stage] = {"done": d, "errored": e, "pending": len(keys) - d - e}
     failed = [errors[k] for k in sorted(errors) if not any(k in done[s] for s in STAGES)]
-    if not by_method:
-        return StoreStatus(spec.name, counts, failed)
-    rows = store.read_table().select(["key", "stage", "method", "arm", "ipc", "wall_s"]).to_pylist()
-    return StoreStatus(spec.name, counts, failed, breakdown(plan.trials, rows, errors))
+    name = bench.spec.name if bench.spec is not None else None
+    st = StoreStatus(name, counts, failed, bad=scan.bad, planned=bench.spec is not None)
+    if by_method:
+        rows = scan.table.select(["key", "stage", "method", "arm", "ipc", "wall_s"]).to_pylist()
+        st.cells = breakdown(planned, rows, errors)
+    return st

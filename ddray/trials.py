@@ -177,6 +177,22 @@ def parse_config(data: dict[str, Any]) -> TrialConfig:
     return _ADAPTER.validate_python(data)
 
 
+def identity(config: BaseModel) -> tuple[Any, ...]:
+    """What a trial is *of*, without how it is computed: stage, data, method, IPC, arch, arm, labels,
+    augmentation, seed, track and protocol preset (and a search trial's knobs) — the coordinates a
+    report cell sits at.
+
+    Two trials with one identity and different keys are the same measurement made two ways (e.g.
+    epochs 3 and 100 under one preset): one store holds one of them (`benchmark.conflicts`).
+    """
+    method = getattr(config, "method", None)
+    protocol = getattr(config, "protocol", None) or {}
+    return (getattr(config, "stage", None), config.dataset.name, method.name if method else None,  # type: ignore[attr-defined]
+            getattr(config, "ipc", None), getattr(config, "arch", None), getattr(config, "arm", None),
+            getattr(config, "labels", None), getattr(config, "aug", None), config.seed,  # type: ignore[attr-defined]
+            getattr(config, "track", None), protocol.get("name"), config_key(getattr(config, "knobs", None)))
+
+
 def comparison_cell(config: BaseModel) -> str | None:
     """Key of everything but arm, method and synthesis of an eval config; None for other stages."""
     if getattr(config, "stage", None) != "eval":

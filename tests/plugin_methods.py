@@ -58,3 +58,16 @@ def noded(ctx):
     with open(os.path.join(log, f"{name}.json"), "w") as f:
         json.dump({"node": node, "start": t0, "end": time.time(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
     return _subset(ctx)
+
+
+def counted(ctx):
+    """Appends one line per call to `<log>/calls` (one O_APPEND write: whole lines, even from two
+    processes), then sleeps `seconds`: how a test counts how often each set was really made."""
+    extra = ctx.params.model_extra or {}
+    fd = os.open(os.path.join(extra["log"], "calls"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, f"{ctx.seed}-{ctx.ipc}-{os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+    time.sleep(float(extra.get("seconds", 0.0)))
+    return _subset(ctx)

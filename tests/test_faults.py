@@ -5,11 +5,6 @@ The same kill on a local folder is how `tests/test_quickstart.py` builds its sto
 
 from __future__ import annotations
 
-import os
-import socket
-
-import pytest
-
 from ddray.store import Store
 from tests.conftest import REPO
 from tests.sigkill import clean_env, kill_then_resume
@@ -19,31 +14,6 @@ from tests.sigkill import clean_env, kill_then_resume
 # a run mid-way; the other methods would only make the test longer.
 SLICE = ["--only", "seed=0", "--only", "ipc=1", "--only", "method=random,herding"]
 QUICKSTART = str(REPO / "specs/quickstart.yaml")
-
-
-@pytest.fixture(scope="module")
-def moto_s3():
-    pytest.importorskip("moto")
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="ddray")
-    old = {k: os.environ.get(k) for k in creds}
-    os.environ.update(creds)
-    yield port, creds
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
 
 
 def test_sigkill_s3_store(moto_s3):

@@ -55,7 +55,8 @@ def change_line(before: ClusterView | None, now: ClusterView, pending: int) -> s
 
 class ProgressCallback(tune.Callback):
     def __init__(self, total: int, done: int, console: Console | None = None, enabled: bool = True,
-                 cluster_view: Callable[[], ClusterView] | None = read_view):
+                 cluster_view: Callable[[], ClusterView] | None = read_view,
+                 describe: Callable[[str], str] | None = None):
         self.total, self.done, self.failed, self.running, self.waiting = total, done, 0, 0, 0
         self.stage = ""
         self.partial: dict[str, float] = {}  # running trial id -> fraction of its epochs done
@@ -63,6 +64,7 @@ class ProgressCallback(tune.Callback):
         self.view: ClusterView | None = None
         self.last_poll = 0.0
         self.cluster_view = cluster_view
+        self.describe = describe  # key -> its last error in one line (the store has the traceback)
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -77,7 +79,7 @@ class ProgressCallback(tune.Callback):
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks into the experiment state; the live bar (locks, console) and the
         # cluster reader stay here.
-        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "console", "cluster_view")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "console", "cluster_view", "describe")}
 
     def __enter__(self) -> ProgressCallback:
         self.progress.start()
@@ -90,6 +92,10 @@ class ProgressCallback(tune.Callback):
     def set_stage(self, stage: str, pending: int) -> None:
         self.stage, self.waiting = stage, pending
         self._refresh()
+
+    def starved(self) -> bool:
+        """Trials wait for resources and none runs (what `--max-wait` times)."""
+        return self.running == 0 and self.waiting > 0
 
     def warn(self, message: str) -> None:
         """A warning above the bar (shown even with the bar off: it says a run cannot finish)."""
@@ -140,6 +146,7 @@ class ProgressCallback(tune.Callback):
         self._ended(trial)
         if (getattr(trial, "last_result", None) or {}).get("failed"):  # an input error: stored, not retried
             self.failed += 1
+            self._say_failed(trial)
         else:
             self.done += 1
         self._refresh()
@@ -152,4 +159,12 @@ class ProgressCallback(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self._ended(trial)
         self.failed += 1
+        self._say_failed(trial)
         self._refresh()
+
+    def _say_failed(self, trial) -> None:
+        """One line per failed trial, even without the bar: its label, key and last error."""
+        config = (getattr(trial, "config", None) or {}).get("trial") or {}
+        key = config.get("key", trial.trial_id)
+        why = self.describe(key) if self.describe else ""
+        self.console.print(f"[red]failed[/red] {config.get('label', key)} ({key}): {why}", highlight=False, soft_wrap=True)

@@ -21,9 +21,11 @@ from urllib.parse import urlparse
 
 from ddray.errors import InputError
 from ddray.plan import Plan
+from ddray.run.control import TUNE_SIGINT_ENV
 from ddray.run.schedule import ReadyQueue
 from ddray.spec import Spec, default_gpu_fraction
 from ddray.store import Store
+from ddray.store.rows import BadRow
 from ddray.trials import STAGES, Trial
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -31,20 +33,30 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "64")
 # Trials keep the driver's working directory, so relative data and `files:` paths mean what the user meant.
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+os.environ.setdefault(*TUNE_SIGINT_ENV)
 
 
 @dataclass
 class RunSummary:
+    """What one `ddray run` did; `exit_code` is the CLI's (0 all stored, 1 some not, 130 interrupted)."""
+
     planned: int
     already: int
-    ran: int = 0
-    stored: int = 0
+    ran: int = 0                     # trials this driver handed to Ray
+    stored: int = 0                  # planned trials stored during this run, by this driver or another
+    by_other: int = 0                # ... of which another driver on the same store stored
     failed: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)    # waiting on failed (or missing) dependencies
+    not_run: list[str] = field(default_factory=list)    # interrupted, or given up waiting for resources
+    interrupted: bool = False
+    gave_up_after_s: float | None = None
+    quarantined: list[tuple[BadRow, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return 0 if not self.failed and not self.blocked else 1
+        if self.interrupted:
+            return 130
+        return 0 if not (self.failed or self.blocked or self.not_run) else 1
 
 
 def check_address(address: str | None) -> None:
@@ -61,25 +73,24 @@ def check_address(address: str | None) -> None:
 
 
 def check_store_compat(store: Store, spec_text: str, plan: Plan) -> None:
-    """Refuse a different benchmark in the same store; growing or slicing the same one is fine."""
-    from ddray.benchmark import stored_spec
+    """Refuse a spec that measures what the store's rows already measure, another way.
 
-    old_text = store.stored_spec()
-    if old_text is None or old_text == spec_text:
-        return
-    try:
-        old = stored_spec(store)
-    except InputError:  # a stored spec from another ddray version or a missing plugin: judge by keys alone
-        return
-    from ddray.plan import make_plan
+    Judged from the stored rows (each says what it is), not from spec.yaml, which a user can
+    delete: growing or slicing a benchmark, or adding a study under another protocol preset, is
+    fine; changing a number-changing knob of a stored measurement (epochs 100 -> 3) is not, because
+    the report would then hold two answers to one question.
+    """
+    from ddray.benchmark import conflicts
 
-    old_keys, new_keys = make_plan(old).keys(), plan.keys()
-    if old_keys <= new_keys or new_keys <= old_keys:
+    if store.stored_spec() == spec_text:
         return
-    raise InputError(
-        f"store '{store.uri}' holds the benchmark '{old.name}' whose trials differ from this spec's "
-        f"({len(new_keys - old_keys)} new, {len(old_keys - new_keys)} dropped keys): the protocol or data changed. "
-        "Use a new store, or keep the old spec and only add methods, seeds, IPCs or archs.", path="store")
+    rows = store.read_table().column("config_json").to_pylist()
+    found = conflicts(plan.trials, rows)
+    if found:
+        raise InputError(
+            f"store '{store.uri}' already holds these trials computed another way (a protocol, teacher or data knob "
+            f"changed): {'; '.join(found)}. Use a new store for the new recipe, or keep the old one and only add "
+            "methods, seeds, IPCs, archs or another protocol preset.", path="store")
 
 
 def resolve_gpus(trials: Iterable[Trial], cluster_gpus: float) -> dict[str, float]:
@@ -133,15 +144,12 @@ def expected_work(trial: Trial) -> tuple[int, float]:
     return 2, -float(c.epochs) * float(c.ipc)
 
 
-def _tune(queue: ReadyQueue, todo: list[Trial], gpus: dict[str, float], env: dict[str, Any], store: Store,
-          max_failures: int, callbacks: list, tune_dir: str, name: str, verbose: bool) -> None:
+def _tune(searcher, todo: list[Trial], env: dict[str, Any], max_failures: int, callbacks: list, stopper,
+          tune_dir: str, name: str, verbose: bool) -> None:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from ddray.run.searcher import DependencySearcher
     from ddray.run.trainable import run_trial
-
-    configs = {t.key: {**t.to_dict(), "gpu": gpus[t.key]} for t in todo}
 
     def resources(config: dict[str, Any]):
         tr = config["trial"]
@@ -150,14 +158,13 @@ def _tune(queue: ReadyQueue, todo: list[Trial], gpus: dict[str, float], env: dic
             bundle["GPU"] = float(tr["gpu"])
         return tune.PlacementGroupFactory([bundle])
 
-    searcher = DependencySearcher(queue, configs, lambda t: store.has_row(t.stage, t.key))
     tuner = tune.Tuner(
         tune.with_resources(run_trial, resources),
         param_space={"env": env},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo), reuse_actors=True,
                                     trial_name_creator=lambda t: t.config["trial"]["key"],
                                     trial_dirname_creator=lambda t: t.config["trial"]["key"]),
-        run_config=tune.RunConfig(name=name, storage_path=tune_dir, verbose=2 if verbose else 0,
+        run_config=tune.RunConfig(name=name, storage_path=tune_dir, verbose=2 if verbose else 0, stop=stopper,
                                   failure_config=tune.FailureConfig(max_failures=max_failures),
                                   callbacks=[*callbacks, JsonLoggerCallback()],
                                   log_to_file=True),
@@ -165,21 +172,45 @@ def _tune(queue: ReadyQueue, todo: list[Trial], gpus: dict[str, float], env: dic
     tuner.fit()
 
 
-def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None, max_failures: int | None = None,
-             retry_errored: bool = False, verbose: bool = False, progress: bool = True,
-             roots: dict[str, str | None] | None = None) -> RunSummary:
-    """Run every planned trial missing from the store; return what happened."""
-    stored = store.stored_keys()
+def _pending(plan: Plan, store: Store, retry_errored: bool, summary: RunSummary) -> tuple[set[str], list[Trial]]:
+    """(stored keys, trials to run): bad row files are moved to quarantine first, so they rerun."""
+    scan = store.scan()
+    summary.quarantined = list(zip(scan.bad, store.quarantine(scan.bad)))
+    stored = {k for keys in scan.keys.values() for k in keys}
     todo = [t for t in plan.trials if t.key not in stored]
     if retry_errored:
         errors = store.errors_of()
         todo = [t for t in todo if t.key in errors]
-    summary = RunSummary(planned=len(plan.trials), already=sum(t.key in stored for t in plan.trials))
+    summary.already = sum(t.key in stored for t in plan.trials)
+    return stored, todo
+
+
+def _check_capacity(todo: list[Trial], gpus: dict[str, float], capacity, bar) -> None:
+    """Exit 2 before any work when no node can ever hold a trial; on an autoscaling cluster, warn."""
+    from ddray.run.capacity import capacity_warnings, infeasible_messages, trial_bundle
+
+    if not capacity.autoscaler:
+        never = infeasible_messages(((trial_bundle(t.cpu, gpus[t.key]), t.label) for t in todo), capacity)
+        if never:
+            raise InputError([("resources", m) for m in never])
+    for message in capacity_warnings(todo, gpus, capacity):  # trials wait for nodes; warn only if never
+        bar.warn(message)
+
+
+def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None, max_failures: int | None = None,
+             retry_errored: bool = False, verbose: bool = False, progress: bool = True,
+             roots: dict[str, str | None] | None = None, max_wait_s: float | None = None) -> RunSummary:
+    """Run every planned trial missing from the store; return what happened."""
+    summary = RunSummary(planned=len(plan.trials), already=0)
+    stored, todo = _pending(plan, store, retry_errored, summary)
     if not todo:
         return summary
     init_ray(address, verbose)
-    from ddray.run.capacity import capacity_warnings, read_capacity, read_view
+    from ddray.run.capacity import read_capacity, read_view
+    from ddray.run.control import Interrupt, RunStopper
     from ddray.run.progress import ProgressCallback
+    from ddray.run.searcher import DependencySearcher
+    from ddray.store.leases import Leases
 
     # An autoscaling cluster may have no GPU *now*: 'auto' looks at the node types it can add too.
     capacity = read_capacity()
@@ -188,22 +219,43 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     env = {"store": store.loc.root if store.loc.is_local else store.uri,
            "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
            "checkpoint_every": spec.runtime.checkpoint_every}
-    mf = spec.runtime.max_failures if max_failures is None else max_failures
     queue = ReadyQueue(todo, stored, expected_work)
-    tune_dir = tempfile.mkdtemp(prefix="ddray-tune-")
-    try:
-        with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress,
-                              cluster_view=None if address is None else read_view) as bar:
-            for message in capacity_warnings(todo, gpus, capacity):  # trials wait for nodes; warn only if never
-                bar.warn(message)
-            if not queue.finished:
+    configs = {t.key: {**t.to_dict(), "gpu": gpus[t.key]} for t in todo}
+    os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if verbose else "0"  # one line per failure instead (bar)
+    with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress,
+                          cluster_view=None if address is None else read_view,
+                          describe=lambda key: _last_error(store, key)) as bar, Leases(store) as leases:
+        _check_capacity(todo, gpus, capacity, bar)
+        searcher = DependencySearcher(queue, configs, lambda t: store.has_row(t.stage, t.key), leases)
+        with Interrupt(searcher.interrupt) as interrupt:
+            stopper = RunStopper(interrupt.event, bar.starved, max_wait_s)
+            tune_dir = tempfile.mkdtemp(prefix="ddray-tune-")
+            try:
                 bar.set_stage("+".join(sorted({t.stage for t in todo}, key=STAGES.index)), len(todo))
-                _tune(queue, todo, gpus, env, store, mf, [bar], tune_dir, spec.name, verbose)
-    finally:
-        shutil.rmtree(tune_dir, ignore_errors=True)
-    stored = store.stored_keys()
-    summary.ran = len(queue.done | queue.failed)
-    summary.stored = sum(t.key in stored for t in todo)
-    summary.failed = sorted(k for k in queue.failed if k not in stored)
-    summary.blocked = queue.unstarted()
+                mf = spec.runtime.max_failures if max_failures is None else max_failures
+                _tune(searcher, todo, env, mf, [bar], stopper, tune_dir, spec.name, verbose)
+            finally:
+                shutil.rmtree(tune_dir, ignore_errors=True)
+    _summarize(summary, store, queue, searcher, todo, interrupted=interrupt.is_set,
+               gave_up_after_s=max_wait_s if stopper.gave_up else None)
     return summary
+
+
+def _summarize(summary: RunSummary, store: Store, queue: ReadyQueue, searcher, todo: list[Trial], *,
+               interrupted: bool, gave_up_after_s: float | None) -> None:
+    stored = store.stored_keys()
+    summary.ran = len(searcher.keys)
+    summary.stored = sum(t.key in stored for t in todo)
+    summary.by_other = len(searcher.by_other & stored)
+    summary.failed = sorted(k for k in queue.failed if k not in stored)
+    summary.interrupted, summary.gave_up_after_s = interrupted, gave_up_after_s
+    left = [t.key for t in todo if t.key not in stored and t.key not in queue.failed]
+    if interrupted or gave_up_after_s is not None:
+        summary.not_run = left
+    else:
+        summary.blocked = queue.unstarted()
+
+
+def _last_error(store: Store, key: str) -> str:
+    err = store.errors_of([key]).get(key)
+    return err["exception"].splitlines()[0] if err else "no error stored (the worker died?)"

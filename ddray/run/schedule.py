@@ -48,6 +48,7 @@ class ReadyQueue(Generic[Trial]):
         self.in_flight: set[str] = set()
         self.done: set[str] = set()
         self.failed: set[str] = set()
+        self.stopped: set[str] = set()
         for t in trials:
             need = sorted({d for d in t.deps if d not in stored})
             self._missing[t.key] = len(need)
@@ -81,6 +82,16 @@ class ReadyQueue(Generic[Trial]):
         self.in_flight.discard(key)
         self.failed.add(key)
 
+    def retry(self, key: str) -> None:
+        """`key` was handed out but not run (another driver held it, and no longer does): ready again."""
+        self.in_flight.discard(key)
+        self._push(key)
+
+    def stop(self, key: str) -> None:
+        """`key` was stopped before it finished (an interrupted run): neither done nor failed."""
+        self.in_flight.discard(key)
+        self.stopped.add(key)
+
     @property
     def finished(self) -> bool:
         """Nothing ready and nothing running: whatever is left can never become ready in this run."""
@@ -91,5 +102,5 @@ class ReadyQueue(Generic[Trial]):
 
     def unstarted(self) -> list[str]:
         """Keys never handed out (waiting on a failed or missing dependency), in plan order."""
-        seen = self.in_flight | self.done | self.failed | {k for _, k in self._heap}
+        seen = self.in_flight | self.done | self.failed | self.stopped | {k for _, k in self._heap}
         return [k for k in self._trials if k not in seen]

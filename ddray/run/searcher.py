@@ -2,40 +2,88 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ray.tune.search import Searcher
 
-from ddray.trials import Trial
 from ddray.run.schedule import ReadyQueue
+from ddray.store.leases import Leases
+from ddray.trials import Trial
+
+RECHECK_S = 2.0  # how often keys leased by another driver are looked at again
 
 
 class DependencySearcher(Searcher):
     """Tune's view of a ReadyQueue: `suggest` hands out ready trials, completions release dependants.
 
     A completion counts only when the trial's row is stored (`is_stored`): Tune also "completes"
-    pending trials it stops at shutdown, and those must not release their dependants.
+    pending trials it stops at shutdown, and those must not release their dependants. A trial is
+    handed out only under this driver's lease (`leases`); one another driver holds waits aside
+    until its row appears (then it counts as stored by that driver) or the lease goes stale.
+    After `interrupt()` nothing new is handed out and stopped trials count as not run.
     """
 
-    def __init__(self, queue: ReadyQueue, configs: dict[str, dict[str, Any]], is_stored: Callable[[Trial], bool]):
+    def __init__(self, queue: ReadyQueue, configs: dict[str, dict[str, Any]], is_stored: Callable[[Trial], bool],
+                 leases: Leases | None = None):
         super().__init__()
-        self.queue, self.configs, self.is_stored = queue, configs, is_stored
-        self.keys: dict[str, str] = {}  # Tune trial id -> ddray key
+        self.queue, self.configs, self.is_stored, self.leases = queue, configs, is_stored, leases
+        self.keys: dict[str, str] = {}          # Tune trial id -> ddray key
+        self.elsewhere: dict[str, Trial] = {}   # keys another driver holds, waiting for their rows
+        self.by_other: set[str] = set()         # keys stored by another driver during this run
+        self.written: set[str] = set()          # keys whose row this driver's workers wrote
+        self.stopped: set[str] = set()          # keys stopped by an interrupt (not run, not failed)
+        self.interrupted = threading.Event()
+        self._checked = 0.0
+
+    def interrupt(self) -> None:
+        self.interrupted.set()
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        trial = self.queue.pop()
-        if trial is None:
-            return Searcher.FINISHED if self.queue.finished else None
-        self.keys[trial_id] = trial.key
-        return {"trial": self.configs[trial.key]}
+        if self.interrupted.is_set():
+            return Searcher.FINISHED
+        self._recheck_elsewhere()
+        while (trial := self.queue.pop()) is not None:
+            if self.leases is None or self.leases.claim(trial.key):
+                self.keys[trial_id] = trial.key
+                return {"trial": self.configs[trial.key]}
+            self.elsewhere[trial.key] = trial  # stays in flight in the queue until resolved
+        return Searcher.FINISHED if self.queue.finished else None
+
+    def _recheck_elsewhere(self, now: float | None = None) -> None:
+        """Keys held by another driver: stored now (release dependants), or free again (hand out)."""
+        now = time.monotonic() if now is None else now
+        if not self.elsewhere or now - self._checked < RECHECK_S:
+            return
+        self._checked = now
+        for key, trial in list(self.elsewhere.items()):
+            if self.is_stored(trial):
+                del self.elsewhere[key]
+                self.by_other.add(key)
+                self.queue.complete(key)
+            elif self.leases is not None and self.leases.holder(key) is None:
+                del self.elsewhere[key]
+                self.queue.retry(key)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if result.get("wrote") and trial_id in self.keys:
+            self.written.add(self.keys[trial_id])
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         key = self.keys.get(trial_id)
         if key is None:
             return
+        if result and result.get("wrote"):
+            self.written.add(key)
+        if self.leases is not None:
+            self.leases.release(key)
         if not error and self.is_stored(self.queue.trial(key)):
             self.queue.complete(key)
+        elif self.interrupted.is_set() and not error:
+            self.stopped.add(key)
+            self.queue.stop(key)
         else:
             self.queue.fail(key)
 

@@ -96,7 +96,7 @@ def run_trial(config: dict[str, Any]) -> None:
     try:
         on_epoch = _both(resume_notice(trial.key, trial.label), epoch_progress(getattr(trial.config, "epochs", None)))
         row = execute(trial, env, device, on_epoch=on_epoch)
-        store.write_row(row)
+        wrote = store.write_row(row)
         StoreCheckpointer(store, trial.key, 0).clear()
     except InputError as exc:
         store.write_error(trial.key, trial.stage, trial.label, exc)
@@ -108,4 +108,4 @@ def run_trial(config: dict[str, Any]) -> None:
     finally:  # a reused actor's next trial starts without this one's cached blocks (heap and GPU)
         free_device_memory()
     top1 = row.top1
-    tune.report({"stored": 1, "top1": -1.0 if top1 is None else float(top1), "pid": os.getpid()})
+    tune.report({"stored": 1, "wrote": int(wrote), "top1": -1.0 if top1 is None else float(top1), "pid": os.getpid()})

@@ -1,29 +1,46 @@
 """The content-keyed store: the single source of truth of a benchmark.
 
-A trial is done iff `rows/<stage>/<key>.parquet` exists. Rows are written once, atomically, by
-the worker that ran the trial (not by the driver), so a killed driver loses nothing finished and
-a rerun recomputes nothing stored. Errors, artifacts and resume checkpoints live beside the rows.
+A trial is done iff `rows/<stage>/<key>.parquet` exists *and proves it* (`store/rows.py`: its name,
+content key and config hash agree, and its schema is the row schema); a file that does not is
+reported as a bad row, never counted or read as data, and `ddray run` moves it to `quarantine/`
+and recomputes that trial. Rows are written once, atomically, by the worker that ran the trial
+(not by the driver), so a killed driver loses nothing finished and a rerun recomputes nothing
+stored. Errors, artifacts and resume checkpoints live beside the rows.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import time
 import traceback as tb_mod
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ddray.errors import InputError
 from ddray.keys import config_key
 from ddray.store.fs import Location, delete_dir, delete_file, list_files, open_location, read_bytes, write_bytes
+from ddray.store.rows import BadRow, verify_row
 from ddray.store.schema import ROW_SCHEMA, STAGES, Row
+
+_READERS = 16  # row files read at once from an object store (each is one small GET)
+
+
+@dataclass(frozen=True)
+class RowScan:
+    """Every row file of a store, verified: the rows that prove their trial, and the ones that do not."""
+
+    keys: dict[str, set[str]]
+    table: pa.Table
+    bad: list[BadRow] = field(default_factory=list)
 
 
 class Store:
@@ -58,11 +75,40 @@ class Store:
         return data.decode() if data is not None else None
 
     # ------------------------------------------------------------------ rows
+    def scan(self, stages: Iterable[str] = STAGES) -> RowScan:
+        """Read and verify every row file of `stages` (see `store/rows.py`)."""
+        stages = list(stages)
+        files = [(s, n) for s in stages for n in list_files(self.loc, self.path("rows", s), ".parquet")]
+
+        def check(item: tuple[str, str]) -> tuple[str, str, pa.Table | None, str | None]:
+            stage, name = item
+            data = read_bytes(self.loc, self.path("rows", stage, name))
+            if data is None:
+                return stage, name, None, "could not be read"
+            return (stage, name, *verify_row(stage, name, data))
+
+        if self.loc.is_local or len(files) < 2:
+            checked = [check(f) for f in files]
+        else:
+            with ThreadPoolExecutor(max_workers=_READERS) as pool:
+                checked = list(pool.map(check, files))
+        keys: dict[str, set[str]] = {s: set() for s in stages}
+        tables, bad = [], []
+        for stage, name, table, why in checked:
+            if table is None:
+                bad.append(BadRow(stage, name, self.path("rows", stage, name), why or "invalid"))
+            else:
+                keys[stage].add(name[: -len(".parquet")])
+                tables.append(table)
+        table = pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
+        return RowScan(keys, table, bad)
+
     def done_keys(self, stages: Iterable[str] = STAGES) -> dict[str, set[str]]:
-        return {s: {n[: -len(".parquet")] for n in list_files(self.loc, self.path("rows", s), ".parquet")} for s in stages}
+        """Verified stored keys per stage."""
+        return self.scan(stages).keys
 
     def stored_keys(self) -> set[str]:
-        """Every stored key, whatever its stage (keys are unique across stages)."""
+        """Every verified stored key, whatever its stage (keys are unique across stages)."""
         return {k for keys in self.done_keys().values() for k in keys}
 
     def has_row(self, stage: str, key: str) -> bool:
@@ -81,11 +127,26 @@ class Store:
         delete_file(self.loc, self.path("errors", f"{key}.json"))
         return written
 
+    def quarantine(self, bad: Iterable[BadRow]) -> list[str]:
+        """Move bad row files to quarantine/<stage>/ (kept for inspection); returns where they went.
+
+        Their keys are then missing, so the run recomputes exactly those trials.
+        """
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved = []
+        for b in bad:
+            dest = self.path("quarantine", b.stage, f"{b.name}.{stamp}")
+            if self.loc.is_local:
+                os.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+            else:
+                self.loc.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+            self.loc.fs.move(b.path, dest)
+            moved.append(dest)
+        return moved
+
     def read_table(self) -> pa.Table:
-        files = [self.path("rows", s, n) for s in STAGES for n in list_files(self.loc, self.path("rows", s), ".parquet")]
-        if not files:
-            return ROW_SCHEMA.empty_table()
-        return pads.dataset(files, schema=ROW_SCHEMA, format="parquet", filesystem=self.loc.fs).to_table()
+        """Every verified row (bad row files are left out: `scan().bad` names them)."""
+        return self.scan().table
 
     def read_rows(self):  # -> pandas.DataFrame
         return self.read_table().to_pandas()
@@ -111,15 +172,20 @@ class Store:
         return err
 
     def errors_of(self, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The stored last failure of each key; an unreadable error file counts as no error.
+
+        Why: an error file is a note for people, not a result; a damaged one must neither stop
+        `ddray status` nor keep a trial's real error from being written over it.
+        """
         names = list_files(self.loc, self.path("errors"), ".json")
         wanted = None if keys is None else {f"{k}.json" for k in keys}
         out = {}
         for n in names:
             if wanted is not None and n not in wanted:
                 continue
-            data = read_bytes(self.loc, self.path("errors", n))
-            if data:
-                out[n[:-5]] = json.loads(data)
+            err = _error_record(read_bytes(self.loc, self.path("errors", n)), n[:-5])
+            if err is not None:
+                out[n[:-5]] = err
         return out
 
     # ------------------------------------------------------------------ artifacts
@@ -134,3 +200,18 @@ class Store:
 
     def drop_artifacts(self, kind: str, key: str) -> None:
         delete_dir(self.loc, self.artifact_dir(kind, key))
+
+
+def _error_record(data: bytes | None, key: str) -> dict[str, Any] | None:
+    """A stored error as written by `write_error`, or None when the file is not one."""
+    try:
+        err = json.loads(data or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(err, dict) or err.get("key") != key:
+        return None
+    try:
+        err["attempts"] = int(err.get("attempts", 1))
+    except (TypeError, ValueError):
+        return None
+    return {"stage": "?", "label": "", "exception": "?", **err}

@@ -1,0 +1,102 @@
+"""Self-verifying rows: a row file counts as a finished trial only if it proves what it is.
+
+A file name is a claim, not a proof: a truncated write, a Parquet file of another schema, a stray
+`notes.parquet`, or a valid row copied under another key's name would otherwise count as done
+forever and feed wrong numbers to the report. A row proves itself when
+
+- its name is `<key>.parquet` with a well-formed key,
+- it parses as Parquet with exactly the row schema (`ROW_SCHEMA`) and holds one row,
+- that row's `key` is the file's key and its `stage` the folder's, and
+- its `config_json` hashes to that key (the key *is* the hash of the resolved config).
+
+Pure: bytes in, a table or a reason out; the store decides what to do with a bad row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ddray.keys import KEY_LENGTH
+from ddray.store.schema import ROW_SCHEMA
+
+_KEY = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
+SUFFIX = ".parquet"
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row file that does not prove its trial: where it is and why it fails."""
+
+    stage: str
+    name: str        # the file name in rows/<stage>/
+    path: str        # the path in the store's filesystem
+    reason: str
+
+    @property
+    def key(self) -> str | None:
+        """The key the file name claims, when it is a well-formed one."""
+        return key_of_name(self.name)
+
+
+def key_of_name(name: str) -> str | None:
+    """The key a row file name claims (`<key>.parquet`), or None for any other name."""
+    if not name.endswith(SUFFIX):
+        return None
+    stem = name[: -len(SUFFIX)]
+    return stem if _KEY.match(stem) else None
+
+
+def json_key(config_json: str) -> str:
+    """The key of a stored canonical config text (what `keys.config_key` gave for that config)."""
+    return hashlib.sha256(config_json.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def verify_row(stage: str, name: str, data: bytes) -> tuple[pa.Table | None, str | None]:
+    """(the one-row table, None) when the file proves its trial, else (None, why not)."""
+    key = key_of_name(name)
+    if key is None:
+        return None, f"not a row file name (expected <{KEY_LENGTH} hex digits>{SUFFIX})"
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as e:
+        return None, f"not readable as Parquet ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    problem = _schema_problem(table.schema)
+    if problem:
+        return None, problem
+    if table.num_rows != 1:
+        return None, f"holds {table.num_rows} rows; a row file holds one"
+    row = table.select(["key", "stage", "config_json"]).to_pylist()[0]
+    if row["key"] != key:
+        return None, f"holds the row of key {row['key']}, not {key}"
+    if row["stage"] != stage:
+        return None, f"holds a {row['stage']} row in rows/{stage}/"
+    if not row["config_json"] or json_key(row["config_json"]) != key:
+        return None, "its config does not hash to its key (edited, or written by something else)"
+    return table.cast(ROW_SCHEMA), None
+
+
+def _same_type(have: pa.DataType, want: pa.DataType) -> bool:
+    """Equal, or both timestamps: Parquet stores second-precision timestamps as milliseconds."""
+    return have == want or (pa.types.is_timestamp(have) and pa.types.is_timestamp(want))
+
+
+def _schema_problem(schema: pa.Schema) -> str | None:
+    want = {f.name: f.type for f in ROW_SCHEMA}
+    have = {f.name: f.type for f in schema}
+    missing = [n for n in want if n not in have]
+    extra = [n for n in have if n not in want]
+    retyped = [f"{n} ({have[n]}, expected {want[n]})" for n in want if n in have and not _same_type(have[n], want[n])]
+    parts = []
+    if missing:
+        parts.append(f"missing column(s) {', '.join(missing[:5])}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    if extra:
+        parts.append(f"unexpected column(s) {', '.join(extra[:5])}")
+    if retyped:
+        parts.append(f"column type(s) {', '.join(retyped[:3])}")
+    return ("not a ddray row: " + "; ".join(parts)) if parts else None
