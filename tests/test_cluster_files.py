@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from ddray.cluster.cli import cluster_app, default_cluster_files
 from ddray.cluster.local import local_config
 from ddray.cluster.submit import (
-    choose_submission, connect, entrypoint, run_fingerprint, spec_slug, submission_id,
+    choose_submission, connect, ddray_package_dir, entrypoint, job_runtime_env, run_fingerprint,
+    spec_slug, submission_id,
 )
 from ddray.cluster.validate import check_cluster_file, find_crd, validate_cluster_file
 from ddray.errors import InputError
@@ -236,8 +237,23 @@ def test_choose_submission_attempts():
 
 def test_entrypoint_quotes_arguments():
     assert entrypoint("cifar10-rd3.yaml", "s3://b/x", ["--only", "ipc=1,10"]) == \
-        "ddray run cifar10-rd3.yaml --store s3://b/x --only ipc=1,10"
-    assert entrypoint("my spec.yaml", None, []) == "ddray run 'my spec.yaml'"
+        "python -m ddray.cluster.job run cifar10-rd3.yaml --store s3://b/x --only ipc=1,10"
+    assert entrypoint("my spec.yaml", None, []) == "python -m ddray.cluster.job run 'my spec.yaml'"
+
+
+def test_a_job_carries_ddray_and_the_spec_without_pip(tmp_path: Path):
+    from ray.runtime_env import RuntimeEnv
+
+    import ddray
+
+    env = job_runtime_env(tmp_path)
+    assert env["working_dir"] == str(tmp_path)
+    assert env["py_modules"] == [str(ddray_package_dir())]
+    assert ddray_package_dir() == Path(ddray.__file__).resolve().parent
+    assert (ddray_package_dir() / "cluster" / "job.py").is_file()  # the entrypoint's module travels too
+    assert not {"pip", "uv", "conda", "container", "image_uri"} & set(env)
+    assert "__pycache__/" in env["excludes"]
+    RuntimeEnv(**env)  # Ray accepts it as a runtime env
 
 
 def test_unreachable_address_is_an_input_error():
