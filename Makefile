@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= runs/quickstart
 
-.PHONY: demo test install bench cluster-local cluster-local-down clean
+.PHONY: demo test install bench wheel cluster-local cluster-local-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The ddray the cluster files install on every node (cluster/README.md): this checkout as
+# dist/ddray-<version>-py3-none-any.whl, without its dependencies (the nodes resolve those).
+wheel: $(STAMP)
+	rm -f dist/ddray-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 cluster-local: $(STAMP)
 	$(BIN)/ddray cluster local up

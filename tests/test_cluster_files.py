@@ -1,10 +1,15 @@
 """Cluster files validate offline; broken copies fail naming the path of the error; the pins
-match pyproject.toml; submission ids are stable."""
+match pyproject.toml; every node installs ddray from the wheel built from this checkout, never
+from a package index; a submitted job carries ddray; submission ids are stable."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,8 @@ from typer.testing import CliRunner
 from ddray.cluster.cli import cluster_app, default_cluster_files
 from ddray.cluster.local import local_config
 from ddray.cluster.submit import (
-    choose_submission, connect, entrypoint, run_fingerprint, spec_slug, submission_id,
+    choose_submission, connect, ddray_package_dir, entrypoint, job_runtime_env, run_fingerprint,
+    spec_slug, submission_id,
 )
 from ddray.cluster.validate import check_cluster_file, find_crd, validate_cluster_file
 from ddray.errors import InputError
@@ -22,6 +28,9 @@ from ddray.errors import InputError
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
 FILES = default_cluster_files(CLUSTER)
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+WHEEL = f"ddray-{PROJECT['version']}-py3-none-any.whl"  # what `make wheel` builds into dist/
+KUBERAY = ("kuberay/raycluster.yaml", "kuberay/rayjob.yaml")
 HAVE_CRDS = find_crd("RayCluster") is not None and find_crd("RayJob") is not None
 needs_crds = pytest.mark.skipif(not HAVE_CRDS, reason="KubeRay CRDs not found (../shared/kuberay-crd/)")
 
@@ -108,23 +117,100 @@ def test_launcher_shape_head_cpu0_gpu_workers_from_zero_spot():
         assert cfg["idle_timeout_minutes"] > 0 and "~/specs" in cfg["file_mounts"]
 
 
+def _cluster_spec(name: str) -> dict:
+    spec = _load(name)["spec"]
+    return spec.get("rayClusterSpec", spec)
+
+
+def _pod_templates(spec: dict) -> list[dict]:
+    return [spec["headGroupSpec"]["template"], *(g["template"] for g in spec["workerGroupSpecs"])]
+
+
 def test_pins_match_pyproject():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    ray_pin = next(d for d in project["dependencies"] if d.startswith("ray["))
+    ray_pin = next(d for d in PROJECT["dependencies"] if d.startswith("ray["))
     ray_version = re.search(r"==\s*([\d.]+)", ray_pin).group(1).rstrip(".")  # "2.60"
     assert ray_pin.endswith(f"=={ray_version}.*")
-    texts = {name: (CLUSTER / name).read_text()
-             for name in ("aws.yaml", "gcp.yaml", "kuberay/Dockerfile")}
-    for name, text in texts.items():
-        assert f'"ddray=={project["version"]}"' in text, name
-        assert f'=={ray_version}.*"' in text, name
-        images = re.findall(r"rayproject/ray:([\w.\-]+)", text)
+    for name in ("aws.yaml", "gcp.yaml"):
+        images = re.findall(r"rayproject/ray:([\w.\-]+)", (CLUSTER / name).read_text())
         assert images and all(tag.startswith(f"{ray_version}.") for tag in images), (name, images)
-    for name in ("kuberay/raycluster.yaml", "kuberay/rayjob.yaml"):
-        spec = _load(name)["spec"]
-        spec = spec.get("rayClusterSpec", spec)
+    for name in KUBERAY:
+        spec = _cluster_spec(name)
         assert spec["rayVersion"].startswith(f"{ray_version}.")
-        assert f"ray{spec['rayVersion']}" in yaml.safe_dump(spec)  # the image carries the same Ray
+        images = [c["image"] for t in _pod_templates(spec) for c in t["spec"]["containers"]]
+        assert all(i.startswith(f"rayproject/ray:{spec['rayVersion']}-") for i in images), (name, images)
+
+
+# ---- ddray on the nodes: the wheel of this checkout, never a package index ----------------------
+PIP_INSTALL = re.compile(r"\bpip3?\s+install\b(?P<args>[^\n;&|]*)")
+
+
+def _pip_install_args(text: str) -> list[str]:
+    """Every argument of every `pip install` in a file: commands, comments and all."""
+    return [arg.strip("\"'") for m in PIP_INSTALL.finditer(text)
+            for arg in re.findall(r'"[^"]*"|\'[^\']*\'|\S+', m.group("args"))]
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CLUSTER.rglob("*") if p.is_file()),
+                         ids=lambda p: p.relative_to(CLUSTER).as_posix())
+def test_no_cluster_file_installs_a_ddray_not_built_from_the_checkout(path: Path):
+    """`pip install ddray==0.1.0` (not on any index), `ddray @ git+URL` and the like fail on a
+    fresh account; the only ddray a cluster file may install is the wheel `make wheel` built."""
+    for arg in _pip_install_args(path.read_text()):
+        if "ddray" in arg.lower() and not arg.startswith("-"):
+            assert arg.endswith(f"/ddray-dist/{WHEEL}"), f"{path.name}: pip install {arg}"
+
+
+def test_pip_install_args_are_found_in_commands_and_comments():
+    text = ('setup_commands:\n  - pip install --quiet "ddray==0.1.0" "ray[tune]==2.60.*"\n'
+            '#   RUN python -m pip install "ddray @ git+https://x/ddray@v1" && ray start\n'
+            'args: ["pip install /d/ddray-dist/x.whl || exit 1; ray start"]\n')
+    assert _pip_install_args(text) == ["--quiet", "ddray==0.1.0", "ray[tune]==2.60.*",
+                                       "ddray @ git+https://x/ddray@v1", "/d/ddray-dist/x.whl"]
+
+
+def test_every_launcher_node_installs_the_wheel_it_mounts():
+    for name in ("aws.yaml", "gcp.yaml"):
+        cfg = _load(name)
+        assert cfg["file_mounts"]["~/ddray-dist"] == "./dist", name  # where `make wheel` writes
+        # setup_commands run on every node (head_/worker_setup_commands on some only)
+        assert f"~/ddray-dist/{WHEEL}" in _pip_install_args("\n".join(cfg["setup_commands"])), name
+
+
+def test_every_kuberay_pod_installs_the_wheel_before_ray_starts():
+    for name in KUBERAY:
+        # KubeRay runs the container command below only with this annotation (a RayJob copies
+        # its annotations onto the RayCluster it creates)
+        assert _load(name)["metadata"]["annotations"]["ray.io/overwrite-container-cmd"] == "true", name
+        for template in _pod_templates(_cluster_spec(name)):
+            pod = template["spec"]
+            ray_container = pod["containers"][0]
+            script = " ".join([*ray_container["command"], *ray_container["args"]])
+            assert f"/home/ray/ddray-dist/{WHEEL}" in _pip_install_args(script), (name, script)
+            assert script.index("pip install") < script.index("$KUBERAY_GEN_RAY_START_CMD"), script
+            assert {"name": "ddray-dist", "mountPath": "/home/ray/ddray-dist"} in ray_container["volumeMounts"]
+            assert {"name": "ddray-dist", "configMap": {"name": "ddray-dist"}} in pod["volumes"]
+
+
+def test_make_wheel_builds_the_file_the_cluster_files_install(tmp_path: Path):
+    """`make wheel`'s build of this checkout is named WHEEL, holds every module of the package,
+    and fits a Kubernetes ConfigMap (1 MiB, base64-encoded), which carries it to KubeRay pods."""
+    pytest.importorskip("setuptools")
+    recipe = re.search(r"^wheel:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)
+    assert recipe and "pip wheel --quiet --no-deps --wheel-dir dist ." in recipe.group(1)
+    src = tmp_path / "src"  # a copy: setuptools writes build/ and *.egg-info beside the sources
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "ddray", src / "ddray", ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index",
+                           "--no-build-isolation", "--wheel-dir", str(tmp_path / "dist"), str(src)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [wheel] = (tmp_path / "dist").iterdir()
+    assert wheel.name == WHEEL
+    modules = {n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".py")}
+    assert modules == {p.relative_to(REPO).as_posix() for p in (REPO / "ddray").rglob("*.py")}
+    assert wheel.stat().st_size * 4 / 3 < 1_000_000
 
 
 def test_local_autoscale_yaml_is_the_builtin_config():
@@ -236,8 +322,23 @@ def test_choose_submission_attempts():
 
 def test_entrypoint_quotes_arguments():
     assert entrypoint("cifar10-rd3.yaml", "s3://b/x", ["--only", "ipc=1,10"]) == \
-        "ddray run cifar10-rd3.yaml --store s3://b/x --only ipc=1,10"
-    assert entrypoint("my spec.yaml", None, []) == "ddray run 'my spec.yaml'"
+        "python -m ddray.cluster.job run cifar10-rd3.yaml --store s3://b/x --only ipc=1,10"
+    assert entrypoint("my spec.yaml", None, []) == "python -m ddray.cluster.job run 'my spec.yaml'"
+
+
+def test_a_job_carries_ddray_and_the_spec_without_pip(tmp_path: Path):
+    from ray.runtime_env import RuntimeEnv
+
+    import ddray
+
+    env = job_runtime_env(tmp_path)
+    assert env["working_dir"] == str(tmp_path)
+    assert env["py_modules"] == [str(ddray_package_dir())]
+    assert ddray_package_dir() == Path(ddray.__file__).resolve().parent
+    assert (ddray_package_dir() / "cluster" / "job.py").is_file()  # the entrypoint's module travels too
+    assert not {"pip", "uv", "conda", "container", "image_uri"} & set(env)
+    assert "__pycache__/" in env["excludes"]
+    RuntimeEnv(**env)  # Ray accepts it as a runtime env
 
 
 def test_unreachable_address_is_an_input_error():

@@ -5,6 +5,13 @@ must not start two drivers writing the same store. The id is derived from what d
 (spec text, store, extra arguments) plus an attempt number: a running or finished job with that
 id is returned as is; a failed or stopped one is followed by the next attempt, which resumes
 from the store (finished trials are never run again).
+
+Why the job carries ddray: its runtime env ships the ddray package that submits it
+(`py_modules`), beside the spec (`working_dir`), so a cluster with Ray, torch and ddray's other
+dependencies runs the spec without ddray installed, and a cluster with another ddray runs the
+submitter's (py_modules come first on the job's PYTHONPATH). There is no `pip` in it: a per-job
+virtualenv would install torch on every node for every job; the nodes bring the dependencies
+(cluster/README.md says which).
 """
 
 from __future__ import annotations
@@ -68,20 +75,41 @@ def choose_submission(slug: str, fingerprint: str, existing: Mapping[str, str]) 
         attempt += 1
 
 
+# The driver a job runs (ddray/cluster/job.py): a module, since a cluster that gets ddray only
+# through py_modules has no `ddray` script on its PATH.
+JOB_DRIVER = ("python", "-m", "ddray.cluster.job")
+
+# Left out of the shipped package: bytecode belongs to the submitter's interpreter.
+SHIPPED_EXCLUDES = ("__pycache__/", "*.pyc")
+
+
 def entrypoint(spec_name: str, store: str | None, extra_args: Sequence[str]) -> str:
-    args = ["ddray", "run", spec_name]
+    args = [*JOB_DRIVER, "run", spec_name]
     if store:
         args += ["--store", store]
     args += list(extra_args)
     return " ".join(shlex.quote(a) for a in args)
 
 
+def ddray_package_dir() -> Path:
+    """The folder of the ddray package this process runs: what a submitted job carries."""
+    import ddray
+
+    return Path(ddray.__file__).resolve().parent
+
+
+def job_runtime_env(workdir: Path) -> dict[str, object]:
+    """The runtime env of a submitted run: the spec folder as `working_dir`, ddray as `py_modules`."""
+    return {"working_dir": str(workdir), "py_modules": [str(ddray_package_dir())],
+            "excludes": list(SHIPPED_EXCLUDES)}
+
+
 def submit(spec_path: str | Path, address: str, store: str | None = None,
            extra_args: Sequence[str] = (), wait: bool = False, poll_s: float = 5.0) -> str:
     """Send `ddray run SPEC [--store URI] ...` to the cluster at `address` (its dashboard URL).
 
-    The spec travels in the job's working directory, so the cluster needs ddray but not the
-    file. Returns the submission id; with `wait`, returns once the job has ended.
+    The spec travels in the job's working directory and ddray in its py_modules, so the cluster
+    needs neither. Returns the submission id; with `wait`, returns once the job has ended.
     """
     path = Path(spec_path)
     if not path.is_file():
@@ -100,10 +128,10 @@ def submit(spec_path: str | Path, address: str, store: str | None = None,
             client.submit_job(
                 entrypoint=entrypoint(path.name, store, extra_args),
                 submission_id=sid,
-                runtime_env={"working_dir": str(workdir)},
+                runtime_env=job_runtime_env(workdir),
                 metadata={"ddray_spec": path.name, "ddray_run": fingerprint},
             )
-        finally:  # the working dir is uploaded by submit_job; the local copy is no longer needed
+        finally:  # submit_job uploads both folders; the local copy of the spec is no longer needed
             shutil.rmtree(workdir, ignore_errors=True)
     if wait:
         wait_for_job(client, sid, poll_s)
