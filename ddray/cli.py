@@ -155,7 +155,8 @@ def run(spec: SpecArg,
     summary = run_plan(s, p, st, address=address, max_failures=max_failures, retry_errored=retry_errored,
                        verbose=verbose, progress=progress, max_wait_s=max_wait)
     for bad, moved in summary.quarantined:
-        err.print(f"[yellow]bad row[/yellow] {bad.path}: {bad.reason}; moved to {moved}, its trial reruns", soft_wrap=True)
+        rerun = f", trial {bad.key} reruns" if bad.key else ""
+        err.print(f"[yellow]bad row[/yellow] {bad.path}: {bad.reason}; moved to {moved}{rerun}", soft_wrap=True)
     _print_summary(s.name, summary, spec, uri)
     raise typer.Exit(summary.exit_code)
 
@@ -198,8 +199,7 @@ def status(store: Annotated[str, typer.Argument(help="store URI")],
     if st.errors:
         out.print(f"retry: ddray run <spec> --store {store} --retry-errored")
     for b in st.bad:
-        out.print(f"[red]bad row[/red] {b.path}: {b.reason} (not counted; `ddray run` moves it to quarantine/ and reruns its trial)",
-                  soft_wrap=True)
+        out.print(f"[red]bad row[/red] {b.path}: {b.reason} (not counted; {b.remedy})", soft_wrap=True)
     if not st.planned:
         out.print("no spec.yaml in the store: done and errored counts are from the rows; pending is unknown")
 

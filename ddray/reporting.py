@@ -35,7 +35,7 @@ def report_store(uri: str, *, fmt: str = "table", out_dir: Path | None = None, l
             f"no valid rows ({len(scan.bad)} bad row file(s), e.g. {scan.bad[0].path}: {scan.bad[0].reason})"
         raise InputError(f"store '{uri}' has {what}", path="store")
     report = build_report(scan.table.to_pandas(), lam=lam, gamma=gamma, compat=compat)
-    notes = [f"left out {b.path}: {b.reason} (`ddray run` moves it to quarantine/ and reruns its trial)" for b in scan.bad]
+    notes = [f"left out {b.path}: {b.reason} ({b.remedy})" for b in scan.bad]
     if bench.spec is None:
         notes.append("the store has no spec.yaml: default weights (λ = γ = 0.5) unless --lambda/--gamma are given")
     report = replace(report, warnings=(*notes, *report.warnings))

@@ -14,6 +14,13 @@ def _subset(ctx):
     return ctx.data.train_x[idx], ctx.data.train_y[idx]
 
 
+def bad_input(ctx):
+    """Always fails the way a bad input file does: the same input fails the same way every time."""
+    from ddray.errors import InputError
+
+    raise InputError("the input is wrong", path="methods.bad")
+
+
 def boom(ctx):
     """Fails until the file named by params.unless exists (then behaves like random)."""
     marker = (ctx.params.model_extra or {}).get("unless", "")

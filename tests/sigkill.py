@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from ddray.store import Store
 from tests.conftest import REPO
@@ -24,6 +25,30 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     env.update(PYTHONPATH=str(REPO), **extra)
     return env
+
+
+def session_processes(sid: int) -> list[int]:
+    """PIDs of the live processes in session `sid` (the killed driver's, with Ray's processes)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            out.append(int(d.name))
+    return out
+
+
+def wait_until_gone(sid: int, timeout: float = 120.0) -> None:
+    """A barrier instead of a guessed sleep: every process of the killed run has exited, so none
+    can still write to the store."""
+    deadline = time.time() + timeout
+    while (left := session_processes(sid)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not left, f"processes of the killed run are still alive: {left}"
 
 
 def stored_rows(store: Store) -> dict[str, bytes]:
@@ -54,7 +79,7 @@ def kill_then_resume(spec: str, uri: str, args: list[str], env: dict[str, str], 
         time.sleep(0.5)
     os.kill(proc.pid, signal.SIGKILL)          # the driver only: Ray's reaper takes its workers down
     proc.wait()
-    time.sleep(3)
+    wait_until_gone(proc.pid)
     before = stored_rows(store)
     planned = planned_keys(spec, args, env)
     assert kill_after <= len(before) < len(planned)

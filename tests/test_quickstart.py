@@ -65,7 +65,9 @@ def test_report_writes_every_format(quickstart_store, tmp_path):
     for method in ("random", "herding", "dm", "sre2l", "rded"):
         assert method in html
     data = json.loads((out / "report.json").read_text())
-    assert data
+    scored = {r["method"] for r in data["tables"]["scores"] if r["lrs_mean"] is not None}
+    assert scored == {"random", "herding", "dm", "sre2l", "rded"}   # every method of the slice has an LRS
+    assert all(0 <= r["lrs_mean"] <= 1 for r in data["tables"]["scores"] if r["lrs_mean"] is not None)
     for fmt in ("md", "csv", "json"):
         text = subprocess.check_output([*DDRAY, "report", quickstart_store, "--format", fmt], cwd=REPO, text=True)
         assert "herding" in text

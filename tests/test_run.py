@@ -47,13 +47,15 @@ def test_run_stores_every_trial_and_rerun_is_a_noop(ray_local, tmp_path):
     assert mtimes == {p: p.stat().st_mtime_ns for p in (tmp_path / "store" / "rows").rglob("*.parquet")}
 
 
-def test_failing_trial_is_stored_with_traceback_and_retried(ray_local, tmp_path):
+def test_failing_trial_is_stored_with_traceback_and_retried(ray_local, tmp_path, capfd):
     marker = tmp_path / "now-it-works"
     spec = copy.deepcopy(TINY_SPEC)
     spec["methods"] = {"boom": {"kind": "tests.plugin_methods:boom", "unless": str(marker)}, "random": {}}
     store = str(tmp_path / "store")
     plan, summary = _run(spec, store, max_failures=0)
     assert summary.exit_code == 1
+    console = capfd.readouterr().err   # one line per failure, the traceback stays in the store
+    assert "failed" in console and "injected failure" in console and "Traceback" not in console
     synth_boom = [t.key for t in plan.stage("synth") if t.config.method.name == "boom"]
     assert summary.failed == synth_boom
     errors = Store(store).errors_of()
@@ -76,6 +78,17 @@ def test_failing_trial_is_stored_with_traceback_and_retried(ray_local, tmp_path)
     assert retry.ran == 1 and retry.stored == 1 and not Store(store).errors_of()
     _, rest = _run(spec, store)
     assert rest.exit_code == 0 and rest.stored == len(waiting)
+
+
+def test_a_deterministic_input_error_is_stored_once_not_retried(ray_local, tmp_path):
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["methods"] = {"bad": {"kind": "tests.plugin_methods:bad_input"}}
+    store = str(tmp_path / "store")
+    plan, summary = _run(spec, store, max_failures=3)
+    synth = [t.key for t in plan.stage("synth")]
+    assert summary.exit_code == 1 and summary.failed == synth
+    err = Store(store).errors_of()[synth[0]]
+    assert err["attempts"] == 1 and "InputError" in err["exception"] and "the input is wrong" in err["exception"]
 
 
 def test_fractional_gpus_pack_four_trials_per_gpu(ray_local, tmp_path):

@@ -22,9 +22,12 @@ def problems_of(tmp_path, spec) -> list[str]:
     return e.value.problems
 
 
-def test_shipped_specs_parse():
+def test_shipped_specs_parse_and_plan():
+    from ddray.plan import make_plan
+
     for p in sorted((REPO / "specs").glob("*.yaml")):
-        load_spec(p, check=False)
+        spec = load_spec(p, check=False)
+        assert spec.name == p.stem and make_plan(spec).stage("eval"), p
 
 
 def test_quickstart_validates():

@@ -23,6 +23,7 @@ from ddray.tuning.select import search_candidates, select_best
 from ddray.tuning.space import apply_knobs, random_configs
 from ddray.trials import comparison_cell
 from tests.conftest import REPO, TINY_SPEC, planned, write_spec
+from tests.sigkill import wait_until_gone
 
 TUNING = {"space": {"lr": [0.001, 0.01]}, "val_fraction": 0.2}
 
@@ -213,7 +214,7 @@ def test_sigkill_mid_search_resumes_without_redoing_search_and_reports_both_trac
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)   # the driver only: Ray's reaper takes its workers down
     proc.wait()
-    time.sleep(2)
+    wait_until_gone(proc.pid)
     before = {s: _rows(store, s) for s in ("synth", "search", "eval")}
     n_before = sum(len(v) for v in before.values())
     assert before["search"] and n_before < len(planned_trials.trials)

@@ -43,6 +43,12 @@ class BadRow:
         """The key the file name claims, when it is a well-formed one."""
         return key_of_name(self.name)
 
+    @property
+    def remedy(self) -> str:
+        """What `ddray run` does about it."""
+        rerun = f", and reruns trial {self.key}" if self.key else ""
+        return f"`ddray run` moves it to quarantine/{rerun}"
+
 
 def key_of_name(name: str) -> str | None:
     """The key a row file name claims (`<key>.parquet`), or None for any other name."""
