@@ -20,10 +20,11 @@ from rich.table import Table
 from ddray.errors import InputError
 from ddray.report.build import Report, build_report
 from ddray.report.display import DisplayTable, display_tables
+from ddray.report.export import latex_unified, leaderboard_csv
 from ddray.report.html import html_page
 from ddray.report.plots import write_plots
 
-FORMATS = ("table", "md", "csv", "json", "html")
+FORMATS = ("table", "md", "csv", "json", "html", "leaderboard", "latex")
 
 
 def _as_report(report: Report | pd.DataFrame, build_kwargs: dict[str, Any]) -> Report:
@@ -122,7 +123,7 @@ def render_html(report: Report, images: list[Path] | None = None) -> str:
 
 
 def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "scores", **build_kwargs: Any) -> str:
-    """The report as text in `fmt` (table, md, csv, json, html) for stdout.
+    """The report as text in `fmt` (table, md, csv, json, html, leaderboard, latex) for stdout.
 
     `report` may be a Report or the rows themselves (then built with `build_kwargs`: lam, gamma,
     compat, n_boot, seed). `table` picks the raw table for csv.
@@ -138,6 +139,10 @@ def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "s
         return render_csv(rep, table)
     if fmt == "json":
         return json.dumps(report_json(rep), indent=1, ensure_ascii=False)
+    if fmt == "leaderboard":
+        return leaderboard_csv(rep)
+    if fmt == "latex":
+        return latex_unified(rep)
     return render_html(rep)
 
 
