@@ -20,9 +20,10 @@ from rich.table import Table
 from ddray.errors import InputError
 from ddray.report.build import Report, build_report
 from ddray.report.display import DisplayTable, display_tables
+from ddray.report.explore import explore_data
 from ddray.report.export import latex_unified, leaderboard_csv
 from ddray.report.html import html_page
-from ddray.report.plots import write_plots
+from ddray.report.plots import Figure, draw_figures
 
 FORMATS = ("table", "md", "csv", "json", "html", "leaderboard", "latex")
 
@@ -114,12 +115,12 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def render_html(report: Report, images: list[Path] | None = None) -> str:
+def render_html(report: Report, figures: list[Figure] | None = None) -> str:
     """Self-contained HTML; figures are drawn into a temporary folder when not given."""
-    if images is None:
+    if figures is None:
         with tempfile.TemporaryDirectory() as tmp:
-            return html_page(_header(report), display_tables(report), write_plots(report, tmp))
-    return html_page(_header(report), display_tables(report), images)
+            return render_html(report, draw_figures(report, tmp))
+    return html_page(_header(report), display_tables(report), figures, explore_data(report))
 
 
 def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "scores", **build_kwargs: Any) -> str:
@@ -167,7 +168,7 @@ def write_report(report: Report | pd.DataFrame, out_dir: str | Path, **build_kwa
     put("report.json", json.dumps(report_json(rep), indent=1, ensure_ascii=False))
     for name, frame in rep.tables().items():
         put(f"{name}.csv", frame.to_csv(index=False))
-    images = write_plots(rep, out / "figures")
-    written += images
-    put("report.html", html_page(_header(rep), display_tables(rep), images))
+    figures = draw_figures(rep, out / "figures")
+    written += [f.path for f in figures]
+    put("report.html", render_html(rep, figures))
     return written
