@@ -56,22 +56,26 @@
   }
 
   // ---- cells and their seeds (aggregate.cell_scores) ----
-  const cells = DATA.cells.map((c) => ({...c, seeds: [], group: [c.track, c.dataset, c.ipc, c.arch].join("\u001f")}));
+  const cells = DATA.cells.map((c, i) => ({...c, i: i, seeds: [], group: [c.track, c.dataset, c.ipc, c.arch].join("\u001f")}));
   for (const s of DATA.seeds) cells[s.cell].seeds.push(s);
   const methods = [...new Set(cells.map((c) => c.method))].sort();
   const color = (m) => PALETTE[methods.indexOf(m) % PALETTE.length];
 
+  // One cell's score f (lrs or ars) at weight w from its seeds' inputs a, b: the mean ± std of
+  // per-seed scores, and the score of the inputs' means over the seeds that score.
+  function cellScore(cell, f, a, b, w) {
+    const per = cell.seeds.map((s) => f(num(s[a]), num(s[b]), w));
+    const used = cell.seeds.filter((_, i) => ok(per[i]));
+    const ma = mean(used.map((s) => num(s[a]))), mb = mean(used.map((s) => num(s[b])));
+    return {mean: mean(per), std: std(per), ofMean: f(ma, mb, w), ma: ma, mb: mb};
+  }
+  const cellLrs = (cell, lam) => cellScore(cell, lrs, "hlr", "ior", lam);
+  const cellArs = (cell, gam) => cellScore(cell, ars, "gap_on", "gap_off", gam);
+
   function score(cell, lam, gam) {
-    const sd = cell.seeds;
-    const l = sd.map((s) => lrs(num(s.hlr), num(s.ior), lam));
-    const a = sd.map((s) => ars(num(s.gap_on), num(s.gap_off), gam));
-    const lok = sd.filter((_, i) => ok(l[i])), aok = sd.filter((_, i) => ok(a[i]));
-    const hlr = mean(lok.map((s) => num(s.hlr))), ior = mean(lok.map((s) => num(s.ior)));
-    return {
-      lrs: mean(l), lrs_std: std(l), lrs_of_mean: lrs(hlr, ior, lam),
-      ars: mean(a), ars_std: std(a), ars_of_mean: ars(mean(aok.map((s) => num(s.gap_on))), mean(aok.map((s) => num(s.gap_off))), gam),
-      acc: mean(sd.map((s) => num(s.acc_syn))), hlr: hlr, ior: ior,
-    };
+    const l = cellLrs(cell, lam), a = cellArs(cell, gam);
+    return {lrs: l.mean, lrs_std: l.std, lrs_of_mean: l.ofMean, hlr: l.ma, ior: l.mb,
+            ars: a.mean, ars_std: a.std, ars_of_mean: a.ofMean, acc: mean(cell.seeds.map((s) => num(s.acc_syn)))};
   }
 
   // Every cell's scores at (λ, γ), ranked by each score within its (track, dataset, ipc, arch)
@@ -100,17 +104,17 @@
     many("dataset") && {key: "dataset", title: "dataset", text: (r) => r.cell.dataset},
     {key: "ipc", title: "IPC", text: (r) => r.cell.ipc, value: (r) => +r.cell.ipc},
     many("arch") && {key: "arch", title: "arch", text: (r) => r.cell.arch},
-    {key: "rank_lrs", title: "LRS rank", rank: "lrs", tip: "1 = best LRS in its dataset / IPC / arch; arrows: change against the report's λ"},
+    {key: "rank_lrs", live: true, title: "LRS rank", rank: "lrs", tip: "1 = best LRS in its dataset / IPC / arch; arrows: change against the report's λ"},
     {key: "method", title: "method", text: (r) => r.cell.method, swatch: true},
     many("labels") && {key: "labels", title: "L", text: (r) => r.cell.labels, tip: "label setting of the method's syn arm"},
     {key: "seeds", title: "seeds", text: (r) => String(r.cell.n_seeds), value: (r) => r.cell.n_seeds},
-    {key: "lrs", title: "LRS", text: (r) => meanStd(r.lrs, r.lrs_std), value: (r) => r.lrs, why: "lrs_reason", tip: "mean ± std of per-seed LRS"},
-    {key: "lrs_of_mean", title: "LRS(mean acc)", text: (r) => sc(r.lrs_of_mean), value: (r) => r.lrs_of_mean, tip: "LRS of the mean HLR and IOR"},
+    {key: "lrs", live: true, title: "LRS", text: (r) => meanStd(r.lrs, r.lrs_std), value: (r) => r.lrs, why: "lrs_reason", tip: "mean ± std of per-seed LRS"},
+    {key: "lrs_of_mean", live: true, title: "LRS(mean acc)", text: (r) => sc(r.lrs_of_mean), value: (r) => r.lrs_of_mean, tip: "LRS of the mean HLR and IOR"},
     {key: "hlr", title: "HLR %", text: (r) => fix(r.hlr, 100, 2), value: (r) => r.hlr, tip: "Acc(full, hard) − Acc(syn, hard); lower is better"},
     {key: "ior", title: "IOR %", text: (r) => fix(r.ior, 100, 2), value: (r) => r.ior, tip: "Acc(syn, L) − Acc(rdm, L)"},
-    {key: "rank_ars", title: "ARS rank", rank: "ars", tip: "arrows: change against the report's γ"},
-    {key: "ars", title: "ARS", text: (r) => meanStd(r.ars, r.ars_std), value: (r) => r.ars, why: "ars_reason", tip: "mean ± std of per-seed ARS"},
-    {key: "ars_of_mean", title: "ARS(mean acc)", text: (r) => sc(r.ars_of_mean), value: (r) => r.ars_of_mean},
+    {key: "rank_ars", live: true, title: "ARS rank", rank: "ars", tip: "arrows: change against the report's γ"},
+    {key: "ars", live: true, title: "ARS", text: (r) => meanStd(r.ars, r.ars_std), value: (r) => r.ars, why: "ars_reason", tip: "mean ± std of per-seed ARS"},
+    {key: "ars_of_mean", live: true, title: "ARS(mean acc)", text: (r) => sc(r.ars_of_mean), value: (r) => r.ars_of_mean},
     {key: "acc", title: "Acc %", text: (r) => fix(r.acc, 100, 2), value: (r) => r.acc, tip: "Acc(syn, L), mean over seeds"},
     {key: "rank_acc", title: "Acc rank", rank: "acc"},
   ].filter(Boolean);
@@ -120,8 +124,10 @@
   const built = new Map(compute(S.lambda, S.gamma).map((r) => [r.cell, r]));
   const isText = (col) => !col.value && !col.rank;
 
-  function cellTd(col, r) {
-    const td = el("td", {"data-col": col.key, class: isText(col) ? "t" : ""});
+  // Write one cell of the live table: a rank (with its move against the report's weights), or
+  // a value; an unscored value shows why, a partly scored one gets a † with the reason.
+  function fillTd(td, col, r) {
+    td.replaceChildren();
     if (col.rank) {
       const v = r[col.key], was = built.get(r.cell)[col.key];
       td.dataset.v = ok(v) ? v : "";
@@ -129,74 +135,95 @@
       if (ok(v) && ok(was) && v !== was) {
         td.append(el("span", {class: v < was ? "up" : "down", title: "was " + was}, (v < was ? " ▲" : " ▼") + Math.abs(was - v)));
       }
-      return td;
+      return;
     }
     const text = col.text(r), why = col.why ? r.cell[col.why] : "";
     if (col.value) td.dataset.v = ok(col.value(r)) ? col.value(r) : "";
     if (col.swatch) td.append(el("span", {class: "swatch", style: "background:" + color(r.cell.method)}));
     td.append(text || why);
-    if (!text && why) td.classList.add("na");
-    else if (why) td.append(el("sup", {title: why}, "†"));
-    return td;
+    td.classList.toggle("na", !text && !!why);
+    if (text && why) td.append(el("sup", {title: why}, "†"));
   }
 
+  // Rows are made once per cell; a slider move rewrites the weight-dependent cells and reorders.
   function renderLive(rows) {
-    const table = document.getElementById("live");
-    if (!table.tHead) {
+    const table = document.getElementById("live"), first = !table.tHead;
+    if (first) {
       const tr = table.createTHead().insertRow();
       for (const c of COLUMNS) tr.append(el("th", {title: c.tip, class: isText(c) ? "t" : ""}, c.title));
       table.createTBody();
       makeSortable(table);
       document.getElementById("live-scope").textContent = scope.join(" · ");
     }
+    for (const r of rows) {
+      const cell = r.cell;
+      if (first) {
+        cell.tr = el("tr", {"data-track": cell.track, "data-dataset": cell.dataset, "data-ipc": cell.ipc, "data-arch": cell.arch,
+                            "data-labels": cell.labels, "data-method": cell.method});
+        cell.tds = COLUMNS.map((c) => cell.tr.appendChild(el("td", {"data-col": c.key, class: isText(c) ? "t" : ""})));
+      }
+      COLUMNS.forEach((c, j) => (first || c.live) && fillTd(cell.tds[j], c, r));
+    }
     const order = (r) => [r.cell.track, r.cell.dataset, +r.cell.ipc, r.cell.arch];
     rows.sort((a, b) => cmpKeys(order(a), order(b)) || cmpKeys([num(a.rank_lrs)], [num(b.rank_lrs)]) || cmpKeys([a.cell.method], [b.cell.method]));
-    const body = table.tBodies[0];
-    body.replaceChildren(...rows.map((r, i) => {
-      const tr = el("tr", {"data-track": r.cell.track, "data-dataset": r.cell.dataset, "data-ipc": r.cell.ipc, "data-arch": r.cell.arch,
-                           "data-labels": r.cell.labels, "data-method": r.cell.method,
-                           class: i && r.cell.group !== rows[i - 1].cell.group ? "group-start" : ""});
-      COLUMNS.forEach((c) => tr.append(cellTd(c, r)));
-      return tr;
-    }));
+    rows.forEach((r, i) => r.cell.tr.classList.toggle("group-start", i > 0 && r.cell.group !== rows[i - 1].cell.group));
+    table.tBodies[0].append(...rows.map((r) => r.cell.tr));
     applySort(table);
   }
 
   // ---- LRS against λ and ARS against γ, one small chart per group ----
-  function sweepSvg(title, groupCells, key, weight, fixedOther) {
-    const W = 300, H = 190, L = 40, R = 8, T = 22, B = 28;
-    const at = (c, w) => score(c, key === "lrs" ? w : fixedOther, key === "lrs" ? fixedOther : w)[key] * S.score_scale;
-    const curves = groupCells.map((c) => ({c: c, ys: GRID.map((w) => at(c, w))}));
+  // The curves do not depend on the sliders (LRS only on λ, ARS only on γ): they are drawn once,
+  // and each slider move only slides the marker line and the dots.
+  const G = {W: 300, H: 190, L: 40, R: 8, T: 22, B: 28};
+  const gx = (w) => G.L + w * (G.W - G.L - G.R);
+  const gy = (v, lo, hi) => G.T + (hi - v) / (hi - lo) * (G.H - G.T - G.B);
+  const SWEEP = {lrs: {of: cellLrs, axis: "λ"}, ars: {of: cellArs, axis: "γ"}};
+
+  function sweepSvg(title, groupCells, key) {
+    const curves = groupCells.map((c) => ({c: c, ys: GRID.map((w) => SWEEP[key].of(c, w).mean * S.score_scale)}));
     const all = curves.flatMap((k) => k.ys).filter(ok);
     if (!all.length) return "";
     let lo = Math.min(...all), hi = Math.max(...all);
     if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
-    const x = (w) => L + w * (W - L - R), y = (v) => T + (hi - v) / (hi - lo) * (H - T - B);
-    const parts = [`<text x="${L}" y="14" class="t">${esc(title)}</text>`,
-      `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" class="ax"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" class="ax"/>`];
-    for (const v of [lo, (lo + hi) / 2, hi]) parts.push(`<text x="${L - 4}" y="${y(v) + 3}" class="yl">${v.toFixed(S.digits === 2 ? 1 : 3)}</text>`);
-    for (const w of [0, 0.5, 1]) parts.push(`<text x="${x(w)}" y="${H - B + 12}" class="xl">${w}</text>`);
-    parts.push(`<text x="${(L + W - R) / 2}" y="${H - 3}" class="xl">${key === "lrs" ? "λ" : "γ"}</text>`);
-    parts.push(`<line x1="${x(weight)}" y1="${T}" x2="${x(weight)}" y2="${H - B}" class="now"/>`);
+    const y = (v) => gy(v, lo, hi);
+    const parts = [`<text x="${G.L}" y="14" class="t">${esc(title)}</text>`,
+      `<line x1="${G.L}" y1="${G.H - G.B}" x2="${G.W - G.R}" y2="${G.H - G.B}" class="ax"/><line x1="${G.L}" y1="${G.T}" x2="${G.L}" y2="${G.H - G.B}" class="ax"/>`];
+    for (const v of [lo, (lo + hi) / 2, hi]) parts.push(`<text x="${G.L - 4}" y="${y(v) + 3}" class="yl">${v.toFixed(S.digits === 2 ? 1 : 3)}</text>`);
+    for (const w of [0, 0.5, 1]) parts.push(`<text x="${gx(w)}" y="${G.H - G.B + 12}" class="xl">${w}</text>`);
+    parts.push(`<text x="${(G.L + G.W - G.R) / 2}" y="${G.H - 3}" class="xl">${SWEEP[key].axis}</text>`);
+    parts.push(`<line y1="${G.T}" y2="${G.H - G.B}" class="now"/>`);
     for (const k of curves) {
-      const pts = GRID.map((w, i) => (ok(k.ys[i]) ? `${x(w).toFixed(1)},${y(k.ys[i]).toFixed(1)}` : "")).filter(Boolean).join(" ");
-      const cur = at(k.c, weight);
+      const pts = GRID.map((w, i) => (ok(k.ys[i]) ? `${gx(w).toFixed(1)},${y(k.ys[i]).toFixed(1)}` : "")).filter(Boolean).join(" ");
       parts.push(`<polyline points="${pts}" stroke="${color(k.c.method)}"><title>${esc(k.c.method)}</title></polyline>`);
-      if (ok(cur)) parts.push(`<circle cx="${x(weight)}" cy="${y(cur)}" r="3" fill="${color(k.c.method)}"><title>${esc(k.c.method)}: ${cur.toFixed(S.digits)}</title></circle>`);
+      parts.push(`<circle data-cell="${k.c.i}" r="3" fill="${color(k.c.method)}"><title></title></circle>`);
     }
-    return `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">${parts.join("")}</svg>`;
+    return `<svg viewBox="0 0 ${G.W} ${G.H}" width="${G.W}" height="${G.H}" role="img" data-key="${key}" data-lo="${lo}" data-hi="${hi}">${parts.join("")}</svg>`;
   }
 
-  function renderSweeps(lam, gam) {
-    const box = document.getElementById("sweeps");
-    box.innerHTML = [...groupBy(cells, (c) => c.group).values()].map((gc) => {
+  function drawSweeps() {
+    document.getElementById("sweeps").innerHTML = [...groupBy(cells, (c) => c.group).values()].map((gc) => {
       const c = gc[0], name = [many("track") && "track " + c.track, many("dataset") && c.dataset, "IPC " + c.ipc, many("arch") && c.arch].filter(Boolean).join(" · ");
       const legend = gc.map((m) => `<span><i class="swatch" style="background:${color(m.method)}"></i>${esc(m.method)}</span>`).join(" ");
       return `<div class="sweep" data-track="${esc(c.track)}" data-dataset="${esc(c.dataset)}" data-ipc="${esc(c.ipc)}" data-arch="${esc(c.arch)}">` +
-        `<div class="t">${esc(name)}</div><div class="pair">` +
-        sweepSvg("LRS vs λ", gc, "lrs", lam, gam) + sweepSvg("ARS vs γ", gc, "ars", gam, lam) + "</div>" +
+        `<div class="t">${esc(name)}</div><div class="pair">${sweepSvg("LRS vs λ", gc, "lrs")}${sweepSvg("ARS vs γ", gc, "ars")}</div>` +
         `<div class="legend">${legend}</div></div>`;
     }).join("");
+  }
+
+  function moveMarkers(rows, lam, gam) {
+    const byCell = new Map(rows.map((r) => [r.cell.i, r]));
+    document.querySelectorAll("#sweeps svg").forEach((svg) => {
+      const key = svg.dataset.key, x = gx(key === "lrs" ? lam : gam), lo = +svg.dataset.lo, hi = +svg.dataset.hi;
+      const line = svg.querySelector(".now");
+      line.setAttribute("x1", x);
+      line.setAttribute("x2", x);
+      svg.querySelectorAll("circle").forEach((dot) => {
+        const v = byCell.get(+dot.dataset.cell)[key] * S.score_scale;
+        dot.setAttribute("cx", x);
+        dot.setAttribute("cy", ok(v) ? gy(v, lo, hi) : -99);
+        dot.firstChild.textContent = cells[+dot.dataset.cell].method + ": " + (ok(v) ? v.toFixed(S.digits) : "n/a");
+      });
+    });
   }
 
   // ---- sorting: click a header; numbers by value, text after, blanks last ----
@@ -243,8 +270,9 @@
     const lam = parseFloat(lamIn.value), gam = parseFloat(gamIn.value);
     document.getElementById("lambda-out").textContent = lam.toFixed(2);
     document.getElementById("gamma-out").textContent = gam.toFixed(2);
-    renderLive(compute(lam, gam));
-    renderSweeps(lam, gam);
+    const rows = compute(lam, gam);
+    renderLive(rows);
+    moveMarkers(rows, lam, gam);
     const moved = lam !== S.lambda || gam !== S.gamma;
     document.querySelectorAll(".at-built").forEach((e) => e.classList.toggle("stale", moved));
     applyFilters();
@@ -259,5 +287,6 @@
     gamIn.value = S.gamma;
     update();
   });
+  drawSweeps();
   update();
 })();
