@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -39,9 +40,9 @@ def test_write_report_writes_every_format_and_a_self_contained_html(report, tmp_
     assert all(p.exists() for p in paths)
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert page.count('<img src="data:image/png;base64,') == len(pngs)
-    assert "<table>" in page and "Robust scores — track fixed" in page and "Robust scores — track tuned" in page
+    assert '<table class="sortable">' in page and "Robust scores — track fixed" in page and "Robust scores — track tuned" in page
     assert "Gain from tuning" in page and "Accuracy %" in page and "Rankings" in page
-    assert 'src="http' not in page and "<link" not in page and "<script" not in page
+    assert 'src="http' not in page and "<link" not in page and not re.search(r"<script[^>]*\ssrc=", page)  # scripts inline
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert len(scores) == len(report.scores)
     data = json.loads((tmp_path / "report.json").read_text())

@@ -3,7 +3,7 @@
 Pure over a DataFrame of store rows (`ddray.store.schema.ROW_SCHEMA` columns, one per trial):
 
     report = build_report(rows, lam=0.5, gamma=0.5, compat=None, n_boot=1000, seed=0)
-    print(render(report, "table"))          # or "md", "csv", "json", "html"
+    print(render(report, "table"))          # or "md", "csv", "json", "html", "leaderboard", "latex"
     write_report(report, "STORE/report")    # every format + PNGs + a self-contained report.html
 """
 

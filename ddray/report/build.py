@@ -26,6 +26,7 @@ class Report:
     - `kendall`: τ between the accuracy and LRS rankings per (track, dataset, ipc, arch).
     - `tuning`: fixed vs tuned per cell with gains (empty unless both tracks are present).
     - `synth`: time-to-synthesize per (method, dataset, ipc).
+    - `newest_finished_at`: when the newest trial row finished (UTC), the date a leaderboard entry carries.
     """
 
     settings: Settings
@@ -37,6 +38,7 @@ class Report:
     tuning: pd.DataFrame
     synth: pd.DataFrame
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    newest_finished_at: pd.Timestamp | None = None
 
     @property
     def tracks(self) -> list[str]:
@@ -95,4 +97,11 @@ def build_report(
         tuning=tuning_table(scores),
         synth=synth,
         warnings=tuple(warnings),
+        newest_finished_at=_newest(rows),
     )
+
+
+def _newest(rows: pd.DataFrame) -> pd.Timestamp | None:
+    """The latest `finished_at` of the rows (UTC), None when no row has one."""
+    t = pd.to_datetime(rows["finished_at"], utc=True, errors="coerce").max() if len(rows) else pd.NaT
+    return None if pd.isna(t) else t

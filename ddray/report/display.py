@@ -163,3 +163,15 @@ def display_tables(report: Report) -> list[DisplayTable]:
     if len(report.synth):
         tables.append(synth_table(report))
     return [t for t in tables if len(t.frame)]
+
+
+def numeric_columns(t: DisplayTable) -> list[bool]:
+    """Per column: do most of its filled cells read as numbers ('70.00 ± 0.62', '[1, 2]', '1–3')?
+
+    What HTML and LaTeX right-align; text columns (names, reasons) stay left.
+    """
+    out = []
+    for col in t.frame.columns:
+        cells = [str(v) for v in t.frame[col] if str(v) not in ("", DASH)]
+        out.append(bool(cells) and 2 * sum(c[:1].isdigit() or c[:1] in "-[" for c in cells) >= len(cells))
+    return out

@@ -8,6 +8,7 @@ rdm accuracy (how far above a random subset each method really is).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -22,16 +23,31 @@ from ddray.report.build import Report  # noqa: E402
 MARKERS = "osD^v<>pPX*h"
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One written PNG and what it shows: its kind ('time_vs_acc', 'scores', 'syn_vs_rdm') and
+    the facets it is drawn for (track, dataset, ipc; absent when it covers all of them).
+
+    Why facets travel with the file: the HTML page files each figure beside the table it shows
+    and hides it with the table rows its filters hide, without parsing file names.
+    """
+
+    path: Path
+    kind: str
+    facets: dict[str, str] = field(default_factory=dict)
+
+
 def _slug(*parts: object) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(str(p) for p in parts)).strip("-")
 
 
-def _save(fig: plt.Figure, out_dir: Path, name: str) -> Path:
-    path = out_dir / f"{name}.png"
+def _save(fig: plt.Figure, out_dir: Path, kind: str, **facets: object) -> Figure:
+    """Write the figure as `<kind>_<facet values>.png` and close it."""
+    path = out_dir / f"{_slug(kind, *(v if k != 'ipc' else f'ipc{v}' for k, v in facets.items()))}.png"
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return path
+    return Figure(path, kind, {k: str(v) for k, v in facets.items()})
 
 
 def _primary(report: Report) -> pd.DataFrame:
@@ -40,7 +56,7 @@ def _primary(report: Report) -> pd.DataFrame:
     return report.scores[report.scores["track"] == tracks[0]] if tracks else report.scores
 
 
-def plot_time_vs_accuracy(report: Report, out_dir: Path) -> list[Path]:
+def plot_time_vs_accuracy(report: Report, out_dir: Path) -> list[Figure]:
     """Acc(syn, L) against median time-to-synthesize, log time axis, one figure per (dataset, IPC)."""
     s = _primary(report).merge(report.synth[["method", "dataset", "ipc", "synth_s"]].rename(columns={"synth_s": "t"}),
                                on=["method", "dataset", "ipc"], how="left")
@@ -60,11 +76,11 @@ def plot_time_vs_accuracy(report: Report, out_dir: Path) -> list[Path]:
         ax.set_ylabel("accuracy % (syn, method's labels)")
         ax.set_title(f"{dataset}, IPC {ipc}")
         ax.legend(fontsize=7, loc="best")
-        paths.append(_save(fig, out_dir, _slug("time_vs_acc", dataset, f"ipc{ipc}")))
+        paths.append(_save(fig, out_dir, "time_vs_acc", dataset=dataset, ipc=ipc))
     return paths
 
 
-def plot_scores(report: Report, out_dir: Path) -> list[Path]:
+def plot_scores(report: Report, out_dir: Path) -> list[Figure]:
     """LRS and ARS bars per method (one bar per arch) with bootstrap 95% error bars."""
     scale = report.settings.score_scale
     paths = []
@@ -88,11 +104,11 @@ def plot_scores(report: Report, out_dir: Path) -> list[Path]:
             if len(archs) > 1:
                 ax.legend(fontsize=7)
         fig.suptitle(f"{dataset}, IPC {ipc}, track {track}")
-        paths.append(_save(fig, out_dir, _slug("scores", track, dataset, f"ipc{ipc}")))
+        paths.append(_save(fig, out_dir, "scores", track=track, dataset=dataset, ipc=ipc))
     return paths
 
 
-def plot_syn_vs_rdm(report: Report, out_dir: Path) -> list[Path]:
+def plot_syn_vs_rdm(report: Report, out_dir: Path) -> list[Figure]:
     """Acc(syn, L) against Acc(rdm, L) per (track, dataset); the diagonal is 'no better than random'."""
     s = report.scores[report.scores["acc_syn"].notna() & report.scores["acc_rdm"].notna()]
     paths = []
@@ -107,14 +123,19 @@ def plot_syn_vs_rdm(report: Report, out_dir: Path) -> list[Path]:
         ax.set_ylabel("syn accuracy %")
         ax.set_title(f"{dataset}, track {track} (all IPC / arch)")
         ax.legend(fontsize=7)
-        paths.append(_save(fig, out_dir, _slug("syn_vs_rdm", track, dataset)))
+        paths.append(_save(fig, out_dir, "syn_vs_rdm", track=track, dataset=dataset))
     return paths
 
 
-def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
-    """Write every figure as PNG under out_dir; returns their paths (none for an empty report)."""
+def draw_figures(report: Report, out_dir: str | Path) -> list[Figure]:
+    """Write every figure as PNG under out_dir; returns them with their facets (none for an empty report)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if report.scores.empty:
         return []
     return plot_time_vs_accuracy(report, out) + plot_scores(report, out) + plot_syn_vs_rdm(report, out)
+
+
+def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
+    """Write every figure as PNG under out_dir; returns their paths (none for an empty report)."""
+    return [f.path for f in draw_figures(report, out_dir)]

@@ -20,10 +20,12 @@ from rich.table import Table
 from ddray.errors import InputError
 from ddray.report.build import Report, build_report
 from ddray.report.display import DisplayTable, display_tables
+from ddray.report.explore import explore_data
+from ddray.report.export import latex_unified, leaderboard_csv
 from ddray.report.html import html_page
-from ddray.report.plots import write_plots
+from ddray.report.plots import Figure, draw_figures
 
-FORMATS = ("table", "md", "csv", "json", "html")
+FORMATS = ("table", "md", "csv", "json", "html", "leaderboard", "latex")
 
 
 def _as_report(report: Report | pd.DataFrame, build_kwargs: dict[str, Any]) -> Report:
@@ -113,16 +115,16 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def render_html(report: Report, images: list[Path] | None = None) -> str:
+def render_html(report: Report, figures: list[Figure] | None = None) -> str:
     """Self-contained HTML; figures are drawn into a temporary folder when not given."""
-    if images is None:
+    if figures is None:
         with tempfile.TemporaryDirectory() as tmp:
-            return html_page(_header(report), display_tables(report), write_plots(report, tmp))
-    return html_page(_header(report), display_tables(report), images)
+            return render_html(report, draw_figures(report, tmp))
+    return html_page(_header(report), display_tables(report), figures, explore_data(report))
 
 
 def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "scores", **build_kwargs: Any) -> str:
-    """The report as text in `fmt` (table, md, csv, json, html) for stdout.
+    """The report as text in `fmt` (table, md, csv, json, html, leaderboard, latex) for stdout.
 
     `report` may be a Report or the rows themselves (then built with `build_kwargs`: lam, gamma,
     compat, n_boot, seed). `table` picks the raw table for csv.
@@ -138,6 +140,10 @@ def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "s
         return render_csv(rep, table)
     if fmt == "json":
         return json.dumps(report_json(rep), indent=1, ensure_ascii=False)
+    if fmt == "leaderboard":
+        return leaderboard_csv(rep)
+    if fmt == "latex":
+        return latex_unified(rep)
     return render_html(rep)
 
 
@@ -162,7 +168,7 @@ def write_report(report: Report | pd.DataFrame, out_dir: str | Path, **build_kwa
     put("report.json", json.dumps(report_json(rep), indent=1, ensure_ascii=False))
     for name, frame in rep.tables().items():
         put(f"{name}.csv", frame.to_csv(index=False))
-    images = write_plots(rep, out / "figures")
-    written += images
-    put("report.html", html_page(_header(rep), display_tables(rep), images))
+    figures = draw_figures(rep, out / "figures")
+    written += [f.path for f in figures]
+    put("report.html", render_html(rep, figures))
     return written

@@ -1,0 +1,133 @@
+"""Exports: DD-Ranking's leaderboard CSV and the LaTeX unified table, each parsed back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ddray.cli import app
+from ddray.report import build_report, render
+from ddray.report.export import LEADERBOARD_COLUMNS, latex_escape
+from ddray.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED = REPO / "docs" / "results" / "fashion-mnist"
+ODD = 'my_m&d "50%" {#1}'
+"""A method name with CSV quoting and every LaTeX special that a method name can hold."""
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    from ddray.report.synthetic import synthetic_rows
+
+    rows = synthetic_rows(methods=("random", "dm", "rded"), soft_methods=("rded",), datasets=("cifar10",), ipcs=(1, 10),
+                          archs=("convnet-d3", "resnet18"), seeds=(0, 1), tracks=("fixed", "tuned"))
+    rows = rows[~((rows["stage"] == "full") & (rows["arch"] == "resnet18"))].reset_index(drop=True)  # no HLR there
+    rows.loc[rows["method"] == "random", "method"] = ODD
+    rows.loc[rows.index[-1], "finished_at"] = pd.Timestamp("2026-03-04 23:30", tz="UTC")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def report(rows):
+    return build_report(rows, n_boot=10)
+
+
+def parse_csv(text: str) -> list[dict[str, str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    assert tuple(reader.fieldnames) == LEADERBOARD_COLUMNS
+    return list(reader)
+
+
+def test_leaderboard_csv_has_dd_rankings_columns_and_the_fixed_tracks_numbers(report):
+    got = parse_csv(render(report, "leaderboard"))
+    fixed = report.scores[report.scores["track"] == "fixed"]
+    assert len(got) == len(fixed)
+    by_name = {(r["method"], r["dataset"], int(r["ipc"])): r for r in got}
+    for s in fixed.itertuples():
+        r = by_name[(f"{s.method} ({s.arch})", s.dataset, int(s.ipc))]  # two archs per IPC: named in the method
+        assert r["label_type"] == s.label_setting and r["verified"] == "false" and r["date"] == "2026-03-04"
+        for col in ("hlr", "ior"):
+            want = getattr(s, col)
+            assert r[col] == ("" if pd.isna(want) else f"{100 * want:.2f}")  # percentage points
+        assert r["method_reference"] == {"dm": "https://arxiv.org/abs/2110.04181", "rded": "https://arxiv.org/abs/2312.03526"}.get(s.method, "")
+    assert {r["hlr"] for r in got if "resnet18" in r["method"]} == {""}  # no full-data arm: no HLR, never 0
+    assert any(r["method"] == f"{ODD} (convnet-d3)" for r in got)
+
+
+def test_leaderboard_keeps_plain_method_names_with_one_arch(rows):
+    one = build_report(rows[rows["arch"] != "resnet18"], n_boot=5)
+    got = parse_csv(render(one, "leaderboard"))
+    assert sorted({r["method"] for r in got}) == sorted(["dm", "rded", ODD])
+    assert {r["label_type"] for r in got if r["method"] == "rded"} == {"soft"}
+
+
+def latex_tables(text: str) -> list[dict]:
+    """Every tabular: its column spec, header cells and body rows (cells split on unescaped &)."""
+    out = []
+    for spec, body in re.findall(r"\\begin\{tabular\}\{([lrc]+)\}\n(.*?)\\end\{tabular\}", text, re.S):
+        lines = body.strip().split("\n")
+        assert lines[0] == r"\toprule" and lines[2] == r"\midrule" and lines[-1] == r"\bottomrule"
+        cells = [[c.strip() for c in re.split(r"(?<!\\)&", ln.removesuffix(r" \\"))] for ln in lines[1:-1] if ln != r"\midrule"]
+        assert all(ln.endswith(r" \\") for ln in lines[1:-1] if ln != r"\midrule")
+        assert all(len(c) == len(spec) for c in cells)
+        out.append({"spec": spec, "header": cells[0], "rows": cells[1:]})
+    return out
+
+
+def test_latex_is_a_booktabs_table_per_track_with_mean_pm_std(report):
+    text = render(report, "latex")
+    assert r"\usepackage{booktabs}" in text and text.count(r"\begin{table}") == text.count(r"\end{table}") == 2
+    assert r"\label{tab:ddray-accuracy-fixed}" in text and r"\label{tab:ddray-accuracy-tuned}" in text
+    tables = latex_tables(text)
+    assert len(tables) == 2
+    fixed = tables[0]
+    assert fixed["header"][:4] == ["dataset", "arch", "IPC", "method"] and fixed["spec"][:4] == "llll"
+    assert set(fixed["spec"][4:]) == {"r"}
+    # Keys print once per block: fill them down to read the table back.
+    last: list[str] = [""] * 3
+    parsed = {}
+    for row in fixed["rows"]:
+        last = [v or last[i] for i, v in enumerate(row[:3])]
+        parsed[(last[0], last[1], last[2], row[3])] = dict(zip(fixed["header"][4:], row[4:]))
+    acc = report.accuracy[(report.accuracy["track"] == "fixed") & (report.accuracy["method"] == "dm")]
+    hits = 0
+    for a in acc.itertuples():
+        column = f"{a.labels} / aug {'on' if a.aug else 'off'}"
+        cell = parsed[("cifar10", a.arch, str(a.ipc), "dm")][column]
+        m, s = (float(x) for x in cell.split(r" $\pm$ "))
+        assert m == pytest.approx(100 * a.acc_mean, abs=0.005) and s == pytest.approx(100 * a.acc_std, abs=0.005)
+        hits += 1
+    assert hits >= 4
+    assert ("cifar10", "convnet-d3", "---", "full") in parsed  # the full-data row (no IPC)
+    assert any(k[3] == latex_escape(ODD) for k in parsed)
+
+
+def test_latex_escapes_every_special():
+    assert latex_escape(ODD) == r'my\_m\&d "50\%" \{\#1\}'
+    assert latex_escape(r"a\b~c^d$") == r"a\textbackslash{}b\textasciitilde{}c\textasciicircum{}d\$"
+    assert latex_escape("70.00 ± 0.62 — λ") == r"70.00 $\pm$ 0.62 --- $\lambda$"
+
+
+@pytest.mark.parametrize("fmt", ["leaderboard", "latex"])
+def test_cli_exports_the_committed_fashion_mnist_store(fmt):
+    result = CliRunner().invoke(app, ["report", str(COMMITTED), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    rep = build_report(Store(str(COMMITTED)).read_rows(), n_boot=1)
+    fixed = rep.scores[rep.scores["track"] == "fixed"]
+    if fmt == "leaderboard":
+        got = parse_csv(result.output.strip() + "\n")
+        assert len(got) == len(fixed) > 0
+        want = {(s.method, int(s.ipc)): f"{100 * s.hlr:.2f}" for s in fixed.itertuples()}
+        assert {(r["method"], int(r["ipc"])): r["hlr"] for r in got} == want
+        assert {r["dataset"] for r in got} == {"fashion-mnist"} and all(re.fullmatch(r"\d{4}-\d\d-\d\d", r["date"]) for r in got)
+    else:
+        tables = latex_tables(result.output)
+        assert len(tables) == 1 and tables[0]["header"][:4] == ["dataset", "arch", "IPC", "method"]
+        assert {r[3] for r in tables[0]["rows"]} >= set(fixed["method"]) | {"rdm", "full"}
