@@ -1,7 +1,10 @@
-"""A stored benchmark, read one way: its store, the spec it was run with, and that spec's plan.
+"""A stored benchmark, read one way: its store, the specs run into it, and what they plan.
 
 `ddray status`, `ddray report` and `ddray run`'s same-benchmark check all start from a store URI;
-they share this reader instead of each parsing `spec.yaml` on its own.
+they share this reader instead of each parsing `spec.yaml` on its own. A store may hold several
+studies (e.g. a hard-label and a soft-label protocol over the same syntheses and teacher, which
+it then stores once): its plan is the union of the plans of every spec run into it
+(`specs/<hash>.yaml`), and `spec.yaml` is the latest one (its name and score weights are shown).
 """
 
 from __future__ import annotations
@@ -15,26 +18,30 @@ from typing import Any
 import yaml
 
 from ddray.errors import InputError
-from ddray.plan import Plan, make_plan
+from ddray.plan import Plan, make_plan, merge_plans
 from ddray.spec import Spec, parse_spec
 from ddray.spec_check import resolve_methods
 from ddray.store import Store
 from ddray.trials import Trial, identity, parse_config
 
 
+def _spec_of(text: str, where: str) -> Spec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InputError(f"{where} is not valid YAML: {e}", path="store") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{where} is not a spec (a YAML mapping)", path="store")
+    return resolve_methods(parse_spec(data))
+
+
 def stored_spec(store: Store) -> Spec:
-    """The spec a store was run with, resolved for planning; InputError when absent or unreadable."""
+    """The latest spec run into a store, resolved for planning; InputError when absent or unreadable."""
     text = store.stored_spec()
     if text is None:
         raise InputError(f"no ddray store at '{store.uri}' (no spec.yaml): run `ddray run SPEC --store {store.uri}` first",
                          path="store")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InputError(f"{store.uri}/spec.yaml is not valid YAML: {e}", path="store") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{store.uri}/spec.yaml is not a spec (a YAML mapping)", path="store")
-    return resolve_methods(parse_spec(data))
+    return _spec_of(text, f"{store.uri}/spec.yaml")
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,19 @@ class Benchmark:
 
     store: Store
     spec: Spec | None
+    specs: tuple[Spec, ...] = ()
 
     @cached_property
     def plan(self) -> Plan | None:
-        return make_plan(self.spec) if self.spec is not None else None
+        """The union of the plans of every spec run into the store (shared trials once)."""
+        if self.spec is None:
+            return None
+        return merge_plans([make_plan(s) for s in self.specs or (self.spec,)])
+
+    @property
+    def name(self) -> str | None:
+        names = list(dict.fromkeys(s.name for s in self.specs or ((self.spec,) if self.spec else ())))
+        return " + ".join(names) or None
 
 
 def conflicts(trials: Iterable[Trial], config_jsons: Iterable[str], limit: int = 5) -> list[str]:
@@ -78,4 +94,5 @@ def open_benchmark(uri: str, require_spec: bool = True) -> Benchmark:
     store = Store(uri)
     if not require_spec and store.stored_spec() is None:
         return Benchmark(store, None)
-    return Benchmark(store, stored_spec(store))
+    specs = tuple(_spec_of(t, f"a spec in {uri}/specs/") for t in store.stored_spec_texts())
+    return Benchmark(store, stored_spec(store), specs)

@@ -8,7 +8,7 @@ baselines, full-data arms, teachers) appear once however many methods share them
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ddray.errors import InputError
@@ -47,6 +47,23 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         return {s: len(self.stage(s)) for s in STAGES}
+
+
+def merge_plans(plans: list[Plan]) -> Plan:
+    """One plan of several specs' trials: a trial several plan is kept once, with every method using it."""
+    by_key: dict[str, Trial] = {}
+    for p in plans:
+        for t in p.trials:
+            old = by_key.get(t.key)
+            by_key[t.key] = t if old is None else replace(old, methods=tuple(sorted(set(old.methods) | set(t.methods))))
+    return _plan(" + ".join(dict.fromkeys(p.spec_name for p in plans)), by_key.values())
+
+
+def _plan(name: str, trials: Iterable[Trial]) -> Plan:
+    """Trials in stage order, then by label: the order `ddray plan` shows and the runner starts ties in."""
+    order = {s: i for i, s in enumerate(STAGES)}
+    ordered = tuple(sorted(trials, key=lambda t: (order[t.stage], t.label, t.key)))
+    return Plan(spec_name=name, trials=ordered, by_key={t.key: t for t in ordered})
 
 
 def _dataset_ref(spec: Spec, name: str) -> DatasetRef:
@@ -191,9 +208,7 @@ def make_plan(spec: Spec, only: Mapping[str, set[str]] | None = None) -> Plan:
     for dataset, arch in sorted(needs_full):
         for seed in seeds:
             b.full(dataset, arch, seed)
-    order = {s: i for i, s in enumerate(STAGES)}
-    trials = tuple(sorted(b.trials.values(), key=lambda t: (order[t.stage], t.label, t.key)))
-    return Plan(spec_name=spec.name, trials=trials, by_key={t.key: t for t in trials})
+    return _plan(spec.name, b.trials.values())
 
 
 def _add_tuned(b: _Builder, spec: Spec, config: EvalConfig, deps: list[str], synth_key: str | None,

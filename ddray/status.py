@@ -121,7 +121,7 @@ def store_status(uri: str, by_method: bool = False) -> StoreStatus:
         e = len([k for k in keys if k in errors and k not in done[stage]])
         counts[stage] = {"done": d, "errored": e, "pending": len(keys) - d - e}
     failed = [errors[k] for k in sorted(errors) if not any(k in done[s] for s in STAGES)]
-    name = bench.spec.name if bench.spec is not None else None
+    name = bench.name
     st = StoreStatus(name, counts, failed, bad=scan.bad, planned=bench.spec is not None)
     if by_method:
         rows = scan.table.select(["key", "stage", "method", "arm", "ipc", "wall_s"]).to_pylist()

@@ -87,6 +87,11 @@ class DependencySearcher(Searcher):
         else:
             self.queue.fail(key)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its searcher into the experiment state; the live leases and the interrupt
+        # latch (threads, locks) stay here. Nothing is restored from that state (see `save`).
+        return {k: v for k, v in self.__dict__.items() if k not in ("leases", "interrupted")}
+
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the store is the run's state of record (a rerun plans from its keys)."""
 

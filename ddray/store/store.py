@@ -70,6 +70,18 @@ class Store:
         write_bytes(self.loc, self.path("spec.yaml"), text.encode())
         write_bytes(self.loc, self.path("specs", f"{config_key(text)}.yaml"), text.encode())
 
+    def stored_spec_texts(self) -> list[str]:
+        """Every spec ever run into this store (`specs/<hash>.yaml`), oldest name first; spec.yaml if none."""
+        texts = []
+        for name in list_files(self.loc, self.path("specs"), ".yaml"):
+            data = read_bytes(self.loc, self.path("specs", name))
+            if data is not None:
+                texts.append(data.decode(errors="replace"))
+        current = self.stored_spec()
+        if current is not None and current not in texts:
+            texts.append(current)
+        return texts
+
     def stored_spec(self) -> str | None:
         data = read_bytes(self.loc, self.path("spec.yaml"))
         return data.decode() if data is not None else None
