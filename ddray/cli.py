@@ -239,12 +239,15 @@ def report(store: Annotated[str, typer.Argument(help="store URI")],
 
 @app.command()
 def models() -> None:
-    """List student/teacher architectures: built-in families, then installed plugins."""
-    from ddray.models import list_models
+    """List student/teacher architectures: built-in families, installed plugins, the tv: zoo."""
+    from ddray.models import list_models, model_zoo
     from ddray.models.registry import models as registry
 
     for name, desc in list_models():
         out.print(f"[bold]{escape(name)}[/bold]  {escape(desc)}")
+    out.print("\n[bold]torchvision zoo[/bold] (random weights; load official ones as a teacher checkpoint)")
+    for name, desc in model_zoo():
+        out.print(f"  [bold]{name}[/bold]  {escape(desc)}")
     _print_problems(registry.problems())
 
 

@@ -1,6 +1,6 @@
 """The model registry: families of architecture names, `build_model`, `validate_arch`, `list_models`.
 
-A family owns a grammar (`matches`), so `convnet-d4-bn-w64` or `timm:resnet50` needs no table entry
+A family owns a grammar (`matches`), so `convnet-d4-bn-w64` or `tv:resnet50` needs no table entry
 while `list_models` still shows the common names. Built-in families are tried in registration
 order; an arch no family claims may be an installed `ddray.models` entry point, whose name is the
 arch name and which points at a builder `fn(in_channels, num_classes, image_size) -> nn.Module`.
@@ -21,6 +21,7 @@ from .convnet import ConvNet, depth_problem, parse_convnet
 from .embedding import with_head_embed
 from .resnet import resnet18, resnet50
 from .timm_models import build_timm, check_timm
+from .tv_models import build_tv, check_tv, fits_tv, tv_listing
 
 ENTRY_POINT_GROUP = "ddray.models"
 
@@ -43,6 +44,7 @@ class ModelFamily:
     check: Callable[[str], str | None] = _no_problem  # extra validation of a name; message or None
     fits: Callable[[str, int], str | None] = _any_size  # image-size limits; message or None
     listed: tuple[tuple[str, str], ...] = ()  # (name, description) rows `ddray models` shows
+    zoo: Callable[[], list[tuple[str, str]]] | None = None  # every concrete name, when enumerable
 
 
 def _as_family(name: str, obj: object, origin: str) -> ModelFamily:
@@ -113,6 +115,11 @@ register_family(ModelFamily(
 register_family(ModelFamily(
     "timm", lambda a: a.lower().startswith("timm:"), build_timm, check_timm,
     listed=(("timm:<name>", "any timm model, randomly initialized (never pretrained)"),)))
+register_family(ModelFamily(
+    "tv", lambda a: a.lower().startswith("tv:"), build_tv, check_tv, fits_tv,
+    listed=(("tv:<name>", "any torchvision classification model (ImageNet stem), randomly initialized; "
+                          "its state dict is torchvision's, so official checkpoints load as teachers"),),
+    zoo=tv_listing))
 
 
 def _family(arch: str) -> ModelFamily | None:
@@ -140,7 +147,8 @@ def _problem(arch: str, image_size: int | None) -> str | None:
 def validate_arch(arch: str, field: str | None = None, image_size: int | None = None) -> None:
     """Raise InputError (with a did-you-mean) when `arch` names no model.
 
-    With `image_size`, also refuse combinations that cannot run (a ConvNet too deep for 8×8).
+    With `image_size`, also refuse combinations that cannot run (a ConvNet too deep for 8×8, a
+    ViT-B/16 at 64 px).
     """
     problem = _problem(arch, image_size)
     if problem:
@@ -148,7 +156,7 @@ def validate_arch(arch: str, field: str | None = None, image_size: int | None = 
 
 
 def model_family(arch: str) -> str:
-    """'convnet', 'resnet18', 'resnet50', 'timm' or a plugin's name: what per-arch defaults
+    """'convnet', 'resnet18', 'resnet50', 'timm', 'tv' or a plugin's name: what per-arch defaults
     (ζ, batch, resources) key on."""
     validate_arch(arch)
     family = _family(arch)
@@ -172,3 +180,7 @@ def list_models() -> list[tuple[str, str]]:
     rows = [row for family in models.builtins().values() for row in family.listed]
     return rows + [row for _, family in models.plugins() for row in family.listed]
 
+
+def model_zoo() -> list[tuple[str, str]]:
+    """(name, description) of every concrete name of the enumerable families (the `tv:` zoo)."""
+    return [row for family in models.builtins().values() if family.zoo for row in family.zoo()]
