@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import ddray
@@ -258,29 +259,44 @@ def report(store: Annotated[str, typer.Argument(help="store URI")],
 
 @app.command()
 def models() -> None:
-    """List registered student/teacher architectures."""
-    from ddray.models import list_models
+    """List student/teacher architectures: built-in families, installed plugins, the tv: zoo."""
+    from ddray.models import list_models, model_zoo
+    from ddray.models.registry import models as registry
 
     for name, desc in list_models():
-        out.print(f"[bold]{name}[/bold]  {desc}")
+        out.print(f"[bold]{escape(name)}[/bold]  {escape(desc)}")
+    out.print("\n[bold]torchvision zoo[/bold] (random weights; load official ones as a teacher checkpoint)")
+    for name, desc in model_zoo():
+        out.print(f"  [bold]{name}[/bold]  {escape(desc)}")
+    _print_problems(registry.problems())
 
 
 @app.command()
 def datasets() -> None:
-    """List dataset loaders, their default roots and expected files."""
+    """List dataset loaders (built-in and installed plugins), their default roots and expected files."""
     from ddray.data import list_datasets
+    from ddray.data.registry import datasets as registry
 
     for d in list_datasets():
-        out.print(f"[bold]{d.name}[/bold]  {d.description}  (root: {d.default_root or 'required'})")
+        out.print(f"[bold]{escape(d.name)}[/bold]  {escape(d.description)}  (root: {escape(d.root_text)})")
+    _print_problems(registry.problems())
 
 
 @app.command()
 def methods() -> None:
-    """List built-in distillation methods."""
+    """List distillation methods: built-ins, then installed plugins."""
     from ddray.methods import list_methods
+    from ddray.methods.registry import methods as registry
 
     for m in list_methods():
-        out.print(f"[bold]{m.name}[/bold]{'  (needs a teacher)' if m.needs_teacher else ''}  {m.description}")
+        out.print(f"[bold]{escape(m.name)}[/bold]{'  (needs a teacher)' if m.needs_teacher else ''}  {escape(m.description)}")
+    _print_problems(registry.problems())
+
+
+def _print_problems(problems: list[str]) -> None:
+    """Installed plugins that fail to load: named on stderr, after everything that works."""
+    for problem in problems:
+        err.print(f"[red]broken plugin[/red] {escape(problem)}")
 
 
 @app.command()

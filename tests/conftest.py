@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import socket
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,31 @@ def moto_s3():
         else:
             os.environ[k] = v
     server.stop()
+Installer = Callable[..., Path]
+
+
+@pytest.fixture
+def install_dist(tmp_path, monkeypatch) -> Installer:
+    """Install a tiny distribution the way pip lays one out: its modules beside a
+    `<name>-<version>.dist-info` folder holding `METADATA` and `entry_points.txt`, in a folder put
+    on `sys.path`. `importlib.metadata.entry_points` then finds its entry points for real.
+
+    `install(name, {group: {entry name: "module:attr"}}, {module name: source})` returns the folder.
+    Module names must be unique across the test session (`sys.modules` remembers them).
+    """
+    site = tmp_path / "site-packages"
+    site.mkdir(exist_ok=True)
+
+    def install(name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str] | None = None) -> Path:
+        for module, source in (modules or {}).items():
+            (site / f"{module}.py").write_text(textwrap.dedent(source))
+        info = site / f"{name}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text("".join(
+            f"[{group}]\n" + "".join(f"{entry} = {target}\n" for entry, target in entries.items()) + "\n"
+            for group, entries in entry_points.items()))
+        monkeypatch.syspath_prepend(str(site))  # after writing: a changed sys.path re-reads entry points
+        return site
+
+    return install

@@ -318,3 +318,104 @@ def test_cache_keys_on_options(tmp_path):
     a = load_dataset("imagefolder", tmp_path)
     assert load_dataset("imagefolder", str(tmp_path)) is a
     assert load_dataset("imagefolder", tmp_path, image_size=4) is not a
+
+
+def test_bundled_loaders_say_so():
+    entries = {e.name: e for e in list_datasets()}
+    assert entries["digits"].root_text == "bundled"
+    assert entries["cifar10"].root_text == "required"
+    assert entries["fashion-mnist"].root_text == "/usr/share/datasets/fashion-mnist"
+
+
+# --- plugins: a really installed distribution's `ddray.datasets` entry points ----------------------
+DATASET_PLUGIN = '''
+    import torch
+    from ddray.data import DatasetLoader, RealData
+
+
+    class Stripes(DatasetLoader):
+        """Horizontal or vertical stripes, 4x4, two classes."""
+
+        description = "stripes: 4×4 horizontal vs vertical"
+        needs_root = False
+        options = ("flip",)
+
+        def load(self, root, flip=False, **options):
+            h = torch.zeros(1, 4, 4)
+            h[:, ::2] = 1
+            x = torch.stack([h, h.transpose(1, 2)] * 3)
+            y = torch.tensor([0, 1] * 3)
+            if flip:
+                x = x.flip(-1)
+            return RealData(self.name, x[:4], y[:4], x[4:], y[4:], ["horizontal", "vertical"], (0.5,), (0.5,))
+
+
+    class Garbage(DatasetLoader):
+        needs_root = False
+
+        def load(self, root, **options):
+            return {"train_x": [1, 2, 3]}
+
+
+    class BadLabels(Stripes):
+        def load(self, root, **options):
+            data = super().load(root)
+            data.train_y = data.train_y + 5
+            return data
+
+
+    def not_a_loader():
+        return None
+'''
+
+
+def test_dataset_plugins_from_entry_points(install_dist, tmp_path):
+    from ddray.data import ENTRY_POINT_GROUP, dataset_names
+
+    install_dist("ddray-stripes", {ENTRY_POINT_GROUP: {
+        "stripes": "dd_stripes_plugin:Stripes",
+        "garbage": "dd_stripes_plugin:Garbage",
+        "bad-labels": "dd_stripes_plugin:BadLabels",
+        "function": "dd_stripes_plugin:not_a_loader",
+        "missing": "dd_stripes_gone:Stripes",
+    }}, {"dd_stripes_plugin": DATASET_PLUGIN})
+
+    data = load_dataset("stripes")
+    assert data.num_classes == 2 and data.image_shape == (1, 4, 4) and data.train_y.tolist() == [0, 1, 0, 1]
+    assert torch.equal(load_dataset("stripes", flip=True).train_x, data.train_x.flip(-1))
+    assert dataset_meta("stripes").class_counts == [2, 2]
+    with pytest.raises(InputError, match=r"^datasets\.stripes\.flop: unknown option 'flop' \(did you mean 'flip'"):
+        load_dataset("stripes", flop=True)
+
+    entries = {e.name: e for e in list_datasets()}
+    assert entries["stripes"].root_text == "bundled" and entries["stripes"].options == ("flip",)
+    assert {"garbage", "bad-labels"} <= set(entries) and "function" not in entries and "missing" not in entries
+    assert {"stripes", "function", "missing"} <= set(dataset_names())
+
+    with pytest.raises(InputError, match=r"dataset loader 'garbage' \(dd_stripes_plugin.Garbage\): load\(\) "
+                                         r"returned dict"):
+        load_dataset("garbage")
+    with pytest.raises(InputError, match=r"'bad-labels'.*train_y must lie in \[0, 2\)"):
+        load_dataset("bad-labels")
+    with pytest.raises(InputError, match=r"entry point 'function' \(dd_stripes_plugin:not_a_loader\): expected a "
+                                         r"subclass of ddray.data.DatasetLoader, got function not_a_loader"):
+        load_dataset("function")
+    with pytest.raises(InputError, match=r"^datasets\.missing: entry point 'missing'.*failed to load"):
+        dataset_meta("missing")
+    with pytest.raises(InputError, match=r"^datasets\.strpes: unknown dataset loader 'strpes' \(did you mean 'stripes'"):
+        load_dataset("strpes")
+
+
+def test_cli_lists_plugins_and_names_broken_ones(install_dist):
+    from typer.testing import CliRunner
+
+    from ddray.cli import app
+    from ddray.data import ENTRY_POINT_GROUP
+
+    install_dist("ddray-stripes-cli", {ENTRY_POINT_GROUP: {
+        "stripes-cli": "dd_stripes_cli:Stripes", "missing-cli": "dd_stripes_gone_cli:Stripes",
+    }}, {"dd_stripes_cli": DATASET_PLUGIN})
+    result = CliRunner().invoke(app, ["datasets"])
+    assert result.exit_code == 0
+    assert "digits" in result.stdout and "(root: bundled)" in result.stdout and "stripes-cli" in result.stdout
+    assert "broken plugin" in result.stderr and "'missing-cli'" in result.stderr

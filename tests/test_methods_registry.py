@@ -3,7 +3,6 @@ points), and the time-to-synthesize wrapper."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import textwrap
 
 import pytest
@@ -19,6 +18,7 @@ from ddray.methods import (
     class_major_labels,
     get_method,
     list_methods,
+    method_names,
     registry,
     synthesize,
 )
@@ -123,16 +123,19 @@ def test_plugin_errors_are_input_errors(plugin_module, digits):
         synthesize(entry, ctx_for(entry, digits))
 
 
-def test_entry_point_plugins(plugin_module, monkeypatch, digits):
-    eps = {"mine": importlib.metadata.EntryPoint("mine", f"{plugin_module}:first_images", registry.ENTRY_POINT_GROUP),
-           "broken": importlib.metadata.EntryPoint("broken", "missing_mod_q:fn", registry.ENTRY_POINT_GROUP)}
-    monkeypatch.setattr(registry, "_entry_points", lambda: eps)
+def test_entry_point_plugins(install_dist, digits):
+    install_dist("my-dd-methods", {registry.ENTRY_POINT_GROUP: {
+        "mine": "my_dd_ep_plugin:first_images",
+        "broken": "missing_mod_q:fn",
+    }}, {"my_dd_ep_plugin": PLUGIN})
     entry = get_method("mine")
-    assert entry.name == "mine"
+    assert entry.name == "mine" and entry.description.startswith("Takes the first ipc")
     assert synthesize(entry, ctx_for(entry, digits)).images.shape == (20, 1, 8, 8)
     with pytest.raises(InputError, match="entry point 'broken'.*failed to load"):
         get_method("broken")
     assert "mine" in {e.name for e in list_methods()}  # a broken plugin does not hide the others
+    assert {"mine", "broken"} <= set(method_names())
+    assert any("'broken'" in p for p in registry.methods.problems())
     with pytest.raises(InputError, match=r"did you mean 'mine'"):
         get_method("mien")
 

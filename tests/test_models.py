@@ -14,7 +14,7 @@ TIMM_SMALL = "timm:resnet10t"
 
 
 def registered_archs() -> list[str]:
-    names = [name for name, _ in list_models() if name != "timm:<name>"]
+    names = [name for name, _ in list_models() if "<" not in name]  # not the timm:/tv: placeholders
     return [*names, "convnet-d2-bn-w32", TIMM_SMALL]
 
 
@@ -92,3 +92,64 @@ def test_validate_with_field_and_image_size():
     validate_arch("convnet-d3", image_size=8)
     with pytest.raises(InputError, match=r"^archs\[1\]: arch 'convnet-d4'.*at most 3"):
         validate_arch("convnet-d4", field="archs[1]", image_size=8)
+
+
+# --- plugins: a really installed distribution's `ddray.models` entry points -----------------------
+MODEL_PLUGIN = '''
+    from torch import nn
+
+
+    def tiny_mlp(in_channels, num_classes, image_size):
+        """A one-hidden-layer MLP (no embed of its own)."""
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size**2, 16), nn.ReLU(),
+                             nn.Linear(16, num_classes))
+
+
+    def small_only(in_channels, num_classes, image_size):
+        """An MLP for images of at most 16 px."""
+        return tiny_mlp(in_channels, num_classes, image_size)
+    small_only.fits = lambda size: None if size <= 16 else f"at most 16 px, not {size}"
+
+
+    def not_a_module(in_channels, num_classes, image_size):
+        return "a model"
+
+
+    def headless(in_channels, num_classes, image_size):
+        return nn.Flatten()
+
+
+    weights = [1, 2, 3]
+'''
+
+
+def test_model_plugins_from_entry_points(install_dist):
+    from ddray.models import ENTRY_POINT_GROUP
+
+    install_dist("ddray-mlps", {ENTRY_POINT_GROUP: {
+        "tiny-mlp": "dd_mlp_plugin:tiny_mlp", "small-only": "dd_mlp_plugin:small_only",
+        "not-a-module": "dd_mlp_plugin:not_a_module", "headless": "dd_mlp_plugin:headless",
+        "weights": "dd_mlp_plugin:weights",
+    }}, {"dd_mlp_plugin": MODEL_PLUGIN})
+
+    model = build_model("tiny-mlp", 1, 7, 8).eval()
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        features = model.embed(x)  # given by ddray: the input of the last Linear with 7 outputs
+        assert features.shape == (2, 16)
+        assert torch.allclose(model[3](features), model(x))
+    assert list(model.state_dict()) == ["1.weight", "1.bias", "3.weight", "3.bias"]  # no wrapper prefix
+    assert model_family("tiny-mlp") == "tiny-mlp"
+    assert ("tiny-mlp", "A one-hidden-layer MLP (no embed of its own).") in list_models()
+
+    validate_arch("small-only", image_size=16)
+    with pytest.raises(InputError, match=r"^archs\[0\]: at most 16 px, not 32"):
+        validate_arch("small-only", field="archs[0]", image_size=32)
+    with pytest.raises(InputError, match=r"entry point 'not-a-module' \(dd_mlp_plugin:not_a_module\) returned str"):
+        build_model("not-a-module", 1, 7, 8)
+    with pytest.raises(InputError, match=r"'headless'.*no embed\(\) and no final nn.Linear"):
+        build_model("headless", 1, 7, 8)
+    with pytest.raises(InputError, match=r"'weights'.*expected a model builder.*got list"):
+        validate_arch("weights")
+    with pytest.raises(InputError, match="did you mean 'tiny-mlp'"):
+        validate_arch("tiny-mpl")

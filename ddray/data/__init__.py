@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import cifar, digits, idx, imagefolder, tensors  # noqa: F401  (register the loaders)
 from .registry import (
+    ENTRY_POINT_GROUP,
     DatasetLoader,
     clear_cache,
     dataset_meta,
@@ -19,6 +20,7 @@ from .registry import (
 from .types import DatasetEntry, DatasetMeta, RealData
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "DatasetEntry",
     "DatasetLoader",
     "DatasetMeta",

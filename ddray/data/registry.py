@@ -1,5 +1,9 @@
 """The dataset registry: `@register_dataset(name)` on a `DatasetLoader` subclass, one module per
-file format, and a small per-process LRU so Ray workers reusing an actor load a dataset once.
+file format, installed packages' `ddray.datasets` entry points (each a `DatasetLoader` subclass),
+and a small per-process LRU so Ray workers reusing an actor load a dataset once.
+
+The naming mechanics are `ddray.registry.Registry`; this module holds the loader contract and the
+caches.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import torch
+from torch import Tensor
+
 from ddray.errors import InputError, unknown
+from ddray.registry import Registry, describe
 
 from .types import DatasetEntry, DatasetMeta, RealData
 
-_LOADERS: dict[str, type[DatasetLoader]] = {}
+ENTRY_POINT_GROUP = "ddray.datasets"
 _DATA_CACHE: OrderedDict[tuple, RealData] = OrderedDict()
 _META_CACHE: OrderedDict[tuple, DatasetMeta] = OrderedDict()
 _LOCK = threading.RLock()
@@ -94,16 +102,19 @@ class DatasetLoader:
         return [p for p in found if p is not None]
 
 
+def _as_loader(name: str, obj: object, origin: str) -> type[DatasetLoader]:
+    """The contract of a `ddray.datasets` plugin: it points at a `DatasetLoader` subclass."""
+    if isinstance(obj, type) and issubclass(obj, DatasetLoader):
+        return obj
+    raise InputError(f"{origin}: expected a subclass of ddray.data.DatasetLoader, got {describe(obj)}")
+
+
+datasets: Registry[type[DatasetLoader]] = Registry("dataset loader", ENTRY_POINT_GROUP, _as_loader)
+
+
 def register_dataset(name: str) -> Callable[[L], L]:
     """Class decorator: make a `DatasetLoader` subclass available as `name`."""
-
-    def deco(cls: L) -> L:
-        if name in _LOADERS and _LOADERS[name] is not cls:
-            raise ValueError(f"dataset loader '{name}' is already registered")
-        _LOADERS[name] = cls
-        return cls
-
-    return deco
+    return datasets.register(name)  # type: ignore[return-value]
 
 
 def _field_prefix(field: str) -> str:
@@ -112,9 +123,7 @@ def _field_prefix(field: str) -> str:
 
 def _loader(loader: str, field: str | None) -> DatasetLoader:
     field = field or f"datasets.{loader}.root"
-    if loader not in _LOADERS:
-        raise InputError(unknown("dataset loader", loader, _LOADERS), path=_field_prefix(field))
-    return _LOADERS[loader](loader, field)
+    return datasets.get(loader, path=_field_prefix(field))(loader, field)
 
 
 def _resolve(impl: DatasetLoader, root: str | os.PathLike | None, options: dict[str, Any]) -> tuple[Path | None, tuple]:
@@ -130,6 +139,29 @@ def _resolve(impl: DatasetLoader, root: str | os.PathLike | None, options: dict[
     path = Path(chosen).expanduser().resolve() if chosen is not None else None
     key = (impl.name, str(path) if path else None, json.dumps(options, sort_keys=True, default=str))
     return path, key
+
+
+def _checked(data: object, impl: DatasetLoader) -> RealData:
+    """What every loader returns, checked once here so a plugin's mistake is named at load time,
+    not discovered as a shape error deep inside a trial."""
+    where = f"dataset loader '{impl.name}' ({type(impl).__module__}.{type(impl).__qualname__})"
+    if not isinstance(data, RealData):
+        raise InputError(f"{where}: load() returned {describe(data)}; expected a ddray.data.RealData")
+    problems = []
+    for split in ("train", "test"):
+        x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
+        if not (isinstance(x, Tensor) and x.ndim == 4 and x.dtype == torch.float32):
+            problems.append(f"{split}_x must be a float32 N×C×H×W tensor")
+        elif not (isinstance(y, Tensor) and y.dtype == torch.int64 and tuple(y.shape) == (x.shape[0],)):
+            problems.append(f"{split}_y must be an int64 tensor of {x.shape[0]} labels")
+        elif y.numel() and not 0 <= int(y.min()) <= int(y.max()) < len(data.classes):
+            problems.append(f"{split}_y must lie in [0, {len(data.classes)}) (one per class name)")
+    if not problems and data.train_x.shape[1:] != data.test_x.shape[1:]:
+        problems.append(f"train and test images differ in shape ({tuple(data.train_x.shape[1:])} and "
+                        f"{tuple(data.test_x.shape[1:])})")
+    if problems:
+        raise InputError(f"{where}: {'; '.join(problems)}")
+    return data
 
 
 def _remember(cache: OrderedDict, key: tuple, value: Any, size: int) -> None:
@@ -154,7 +186,7 @@ def load_dataset(loader: str, root: str | os.PathLike | None = None, *, field: s
         if key in _DATA_CACHE:
             _DATA_CACHE.move_to_end(key)
             return _DATA_CACHE[key]
-    data = impl.load(path, **options)
+    data = _checked(impl.load(path, **options), impl)
     with _LOCK:
         _remember(_DATA_CACHE, key, data, _data_cache_size())
         _remember(_META_CACHE, key, data.meta(), _META_CACHE_SIZE)
@@ -180,15 +212,16 @@ def dataset_meta(loader: str, root: str | os.PathLike | None = None, *, field: s
 
 
 def list_datasets() -> list[DatasetEntry]:
-    """Every registered loader with its default root and the files it expects."""
+    """Every loader (built-ins, then installed plugins) with its default root and expected files."""
     return [
-        DatasetEntry(name, cls.description, cls.default_root, cls.expected_files, cls.options)
-        for name, cls in sorted(_LOADERS.items())
+        DatasetEntry(name, cls.description, cls.default_root, cls.expected_files, cls.options, cls.needs_root)
+        for name, cls in datasets.items()
     ]
 
 
 def dataset_names() -> list[str]:
-    return sorted(_LOADERS)
+    """Names `load_dataset` resolves: built-in loaders and installed `ddray.datasets` plugins."""
+    return datasets.names()
 
 
 def clear_cache() -> None:

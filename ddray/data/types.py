@@ -66,3 +66,11 @@ class DatasetEntry:
     default_root: str | None
     expected_files: tuple[str, ...]
     options: tuple[str, ...] = ()
+    needs_root: bool = True  # False: the data ships with a package (digits), no root to give
+
+    @property
+    def root_text(self) -> str:
+        """Where the data comes from, as `ddray datasets` says it."""
+        if not self.needs_root:
+            return "bundled"
+        return self.default_root or "required"

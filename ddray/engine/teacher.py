@@ -6,9 +6,8 @@ trains it once and reuses it both as the HLR reference and as the soft-label tea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import torch
 from torch import nn
@@ -20,6 +19,7 @@ from ddray.protocols import Protocol
 
 from .checkpoint import Checkpointer
 from .train import EpochCallback, TrainResult, train_student
+from .weights import fit_problems, read_state_dict, strip_wrappers
 
 
 def train_teacher(data: RealData, arch: str, recipe: Protocol, seed: int, device: torch.device | str, *,
@@ -39,41 +39,25 @@ def save_teacher(model: nn.Module, path: str | Path | BinaryIO) -> None:
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path if hasattr(path, "write") else str(path))
 
 
-def _unwrap(obj: Any) -> Mapping[str, Any] | None:
-    """Accept a bare state dict, {"state_dict": ...}/{"model": ...}, and DataParallel's "module." keys."""
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model"):
-            if key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
-        if all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return {k.removeprefix("module."): v for k, v in obj.items()}
-    return None
-
-
 def load_teacher(path: str | Path, arch: str, data: RealData) -> nn.Module:
-    """Build `arch` for `data` and load the state dict at `path` (CPU, eval mode).
+    """Build `arch` for `data` and load the weights at `path` (CPU, eval mode).
 
-    Raises InputError naming the file when it is missing, unreadable, or made for another arch/data.
+    `path` is a state dict as ddray saves it, a torchvision `.pth` for a `tv:` arch, or a timm
+    `.safetensors`/`.bin`/`.pth` for a `timm:` arch (see `weights.read_state_dict`). Raises
+    InputError naming the file when it is missing, unreadable, not a state dict, or made for
+    another arch or class count (which keys and shapes differ).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("teacher checkpoint not found (expected a state dict saved with torch.save)", str(path))
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is the file's fault
-        raise InputError(f"cannot read teacher checkpoint: {type(e).__name__}: {e}", str(path)) from e
-    state = _unwrap(obj)
-    if state is None:
-        raise InputError("teacher checkpoint is not a state dict of tensors", str(path))
+    state = read_state_dict(path, "teacher checkpoint")
     c, h, _ = data.image_shape
     model = build_model(arch, c, data.num_classes, h)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:3])
-        raise InputError(
-            f"teacher weights do not fit arch '{arch}' for '{data.name}' "
-            f"({c}×{h}×{h}, {data.num_classes} classes): {detail}", str(path)) from e
+    state = strip_wrappers(state, model)
+    problem = fit_problems(state, model, data.num_classes)
+    if problem is None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:  # what fit_problems does not foresee; torch's own first lines
+            problem = " ".join(line.strip() for line in str(e).strip().splitlines()[:3])
+    if problem is not None:
+        raise InputError(f"teacher weights do not fit arch '{arch}' for '{data.name}' "
+                         f"({c}×{h}×{h}, {data.num_classes} classes): {problem}", str(path))
     return model.eval()

@@ -39,6 +39,7 @@ from .labels import prepare_teachers, teacher_logits
 from .losses import ce, mixed, soft_loss
 from .schedules import lr_factor, step_index
 from .validate import validate_training_set
+from .weights import strip_wrappers
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 _AUG_SEED_OFFSET = 0x5EED  # the augmentation generator's seed is seed + this: order and augment differ
@@ -163,12 +164,13 @@ class _Run:
         return to_cpu(state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        # strip_wrappers: checkpoints of timm students made before they were unwrapped say `net.`
+        self.model.load_state_dict(strip_wrappers(state["model"], self.model))
         self.opt_step = int(state["opt_step"])
         self.opt = self._new_optimizer()
         self.opt.load_state_dict(state["optimizer"])
         if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
+            self.ema.load_state_dict(strip_wrappers(state["ema"], self.ema))
         self.order_gen.set_state(state["order_gen"])
         self.aug_gen.set_state(state["aug_gen"])
         torch.set_rng_state(state["torch_rng"])

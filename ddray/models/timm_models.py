@@ -1,4 +1,9 @@
-"""`timm:<name>` students: any timm architecture, always randomly initialized (no downloads)."""
+"""`timm:<name>` students: any timm architecture, always randomly initialized (no downloads).
+
+The model is timm's own object, not a wrapper, so a timm state dict (`model.safetensors`,
+`pytorch_model.bin`) loads into it with its keys as they are; ddray adds `embed` (timm's
+pre-logits features) to its class (see `embedding.py`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from functools import lru_cache
 from torch import Tensor, nn
 
 from ddray.errors import did_you_mean
+
+from .embedding import with_embed
 
 PREFIX = "timm:"
 
@@ -36,21 +43,12 @@ def check_timm(arch: str) -> str | None:
     return None
 
 
-class TimmModel(nn.Module):
-    """A timm network with ddray's `embed` (timm's pre-logits features)."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def embed(self, x: Tensor) -> Tensor:
-        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+def pre_logits(model: nn.Module, x: Tensor) -> Tensor:
+    """timm's features before the classifier (after global pooling)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
 
 
-def build_timm(arch: str, in_channels: int, num_classes: int, image_size: int) -> TimmModel:
+def build_timm(arch: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     import timm
 
     name = timm_name(arch)
@@ -59,4 +57,4 @@ def build_timm(arch: str, in_channels: int, num_classes: int, image_size: int) -
         net = timm.create_model(name, img_size=image_size, **kwargs)
     except TypeError:
         net = timm.create_model(name, **kwargs)
-    return TimmModel(net)
+    return with_embed(net, pre_logits)
