@@ -78,6 +78,8 @@ def moto_s3():
         else:
             os.environ[k] = v
     server.stop()
+
+
 Installer = Callable[..., Path]
 
 
