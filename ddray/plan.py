@@ -101,6 +101,12 @@ class _Builder:
                                  methods=methods)
         return key
 
+    def pretrained(self, dataset: str, arch: str) -> str:
+        """Acc(full, hard) of `arch` as its pretrained checkpoint scores it: one trial, no training."""
+        config = FullConfig(dataset=_dataset_ref(self.spec, dataset), arch=arch, seed=0, aug=False,
+                            protocol={"name": "pretrained"}, checkpoint=self.spec.pretrained_checkpoint(arch))
+        return self.add(config, (), "full" if "full" in self.spec.resources else arch, None)
+
     def full(self, dataset: str, arch: str, seed: int, method: str | None = None) -> str:
         recipe = self.spec.full_protocol(dataset)
         config = FullConfig(dataset=_dataset_ref(self.spec, dataset), arch=arch, seed=seed,
@@ -206,6 +212,9 @@ def make_plan(spec: Spec, only: Mapping[str, set[str]] | None = None) -> Plan:
     # Acc(full, hard) is per (dataset, arch, seed) and shared by every method.
     seeds = spec.full.seeds if spec.full.seeds is not None else _select(spec, only, "seed", spec.seeds)
     for dataset, arch in sorted(needs_full):
+        if spec.full.from_teacher:
+            b.pretrained(dataset, arch)
+            continue
         for seed in seeds:
             b.full(dataset, arch, seed)
     return _plan(spec.name, b.trials.values())

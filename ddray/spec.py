@@ -101,6 +101,7 @@ class FullSpec(_Strict):
     """Recipe of the full-data arm (and of teachers trained by ddray)."""
 
     seeds: list[int] | None = Field(None, description="seeds of the full-data arm; default: the spec's seeds. Seeds without one use the mean Acc(full, hard) of those that have one (one is enough for a first look)")
+    from_teacher: bool = Field(False, description="take Acc(full, hard) of each student arch from the teacher checkpoint of that arch, evaluated once on the test split, instead of training the full-data arm (ImageNet: the pretrained torchvision weights; 90 epochs of ImageNet are not retrained)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="knobs over the per-dataset full recipe (epochs, batch_size, lr, ...)")
 
     @model_validator(mode="before")
@@ -109,7 +110,7 @@ class FullSpec(_Strict):
         # `full: {epochs: 200}` reads better than `full: {overrides: {epochs: 200}}`: accept both.
         if isinstance(data, dict):
             data = dict(data)
-            extra = {k: data.pop(k) for k in list(data) if k not in ("seeds", "overrides")}
+            extra = {k: data.pop(k) for k in list(data) if k not in ("seeds", "overrides", "from_teacher")}
             if extra:
                 data["overrides"] = {**data.get("overrides", {}), **extra}
         return data
@@ -270,6 +271,10 @@ class Spec(_Strict):
         """The spec's protocol for one student arch: preset ← overrides ← arch_overrides."""
         knobs = {**self.overrides, **self.arch_overrides.get(arch, {})}
         return resolve_protocol(self.protocol, knobs)
+
+    def pretrained_checkpoint(self, arch: str) -> str | None:
+        """With `full.from_teacher`, the teacher checkpoint of student arch `arch` (None without one)."""
+        return next((t.checkpoint for t in self.teacher_list if t.arch == arch and t.checkpoint), None)
 
     def full_protocol(self, dataset: str) -> Protocol:
         return full_recipe(self.dataset_loader(dataset), self.full.overrides)

@@ -111,6 +111,17 @@ def _check_methods(spec: Spec, problems: list[str]) -> None:
             problems.append(f"methods.{name}.labels: hybrid labels need at least two teachers")
 
 
+def _check_full(spec: Spec, problems: list[str]) -> None:
+    """`full.from_teacher` needs a pretrained checkpoint for every student arch."""
+    if not spec.full.from_teacher:
+        return
+    lacking = [a for a in spec.archs if spec.pretrained_checkpoint(a) is None]
+    if lacking:
+        problems.append(f"full.from_teacher: no teacher checkpoint for student arch(s) {', '.join(lacking)}; "
+                        "list a teacher {arch: ARCH, checkpoint: PATH} for each, or train the full-data arm "
+                        "(from_teacher: false)")
+
+
 def _check_resources(spec: Spec, problems: list[str]) -> None:
     allowed = set(spec.archs) | {t.arch for t in spec.teacher_list} | {"synth", "default", "full"}
     for key in spec.resources:
@@ -186,6 +197,7 @@ def check_spec(spec: Spec) -> None:
         _check_protocols(spec, problems)
     _check_methods(spec, problems)
     _check_resources(spec, problems)
+    _check_full(spec, problems)
     _check_tuning(spec, problems)
     if problems:
         raise InputError(problems)

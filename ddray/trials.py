@@ -120,11 +120,16 @@ class _Trained(_Config):
 
 
 class FullConfig(_Trained):
-    """Full-data arm: the student arch on the whole train split, hard labels (Acc(full, hard)); also a teacher."""
+    """Full-data arm: the student arch on the whole train split, hard labels (Acc(full, hard)); also a teacher.
+
+    With `checkpoint`, nothing is trained: the pretrained weights of that arch are evaluated once
+    on the test split (`full.from_teacher`), and `protocol` only names where the number came from.
+    """
 
     stage: Literal["full"] = "full"
     arm: Literal["full"] = "full"
     labels: Literal["hard"] = "hard"
+    checkpoint: str | None = None
 
 
 class SynthConfig(_Config):

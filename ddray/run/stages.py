@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import io
 
-from ddray.engine import rdm_arm, save_teacher, train_student, train_teacher, validation_split
+from ddray.engine import evaluate, load_teacher, rdm_arm, save_teacher, train_student, train_teacher, validation_split
 from ddray.run.context import Outcome, TrialRun
 from ddray.trials import EvalConfig, FullConfig, SynthConfig
 
 
 def run_full(run: TrialRun) -> Outcome:
-    """Acc(full, hard) of (dataset, arch, seed); its weights are stored as the teacher of that key."""
+    """Acc(full, hard) of (dataset, arch, seed); its weights are stored as the teacher of that key.
+
+    A pretrained checkpoint (`full.from_teacher`) is evaluated instead of training (epochs_run 0).
+    """
     cfg: FullConfig = run.config  # type: ignore[assignment]
+    if cfg.checkpoint is not None:
+        net = load_teacher(cfg.checkpoint, cfg.arch, run.data).to(run.device)
+        sc = evaluate(net, run.data.test_x, run.data.test_y, run.device)
+        return Outcome(top1=sc.top1, top5=sc.top5, loss=sc.loss, epochs_run=0)
     recipe = cfg.recipe
     res = train_teacher(run.data, cfg.arch, recipe, cfg.seed, run.device,
                         checkpointer=run.checkpointer(recipe.epochs), on_epoch=run.on_epoch)
