@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ddray.data import DatasetMeta
 from ddray.engine import holdout_split, random_subset, validate_training_set
+from ddray.engine.validate import training_set_problems
 from ddray.engine.augment import (
     DSA_FNS,
     build_augment,
@@ -237,10 +238,10 @@ def test_validate_accepts_hard_and_soft():
 
 @pytest.mark.parametrize("x,y,needle", [
     (torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]), "N×1×8×8"),
-    (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 10]), "[0, 9]"),
-    (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, -1, 3]), "[0, 9]"),
+    (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 10]), "range over [0, 10]; expected class ids in [0, 10)"),
+    (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, -1, 3]), "range over [-1, 3]; expected class ids in [0, 10)"),
     (torch.full((4, 1, 8, 8), float("nan")), torch.tensor([0, 1, 2, 3]), "NaN"),
-    (torch.randn(4, 1, 8, 8), torch.randn(4, 7), "expected 10"),
+    (torch.randn(4, 1, 8, 8), torch.randn(4, 7), "expected (4, 10)"),
     (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2]), "3 labels"),
     (torch.randn(4, 1, 8, 8), torch.tensor([0.0, 1.0, 2.0, 3.0]), "integers"),
 ])
@@ -248,6 +249,27 @@ def test_validate_rejects_bad_sets_naming_the_source(x, y, needle):
     with pytest.raises(InputError) as e:
         validate_training_set(x, y, META, "/data/m/ipc1/images.pt")
     assert "/data/m/ipc1/images.pt" in str(e.value) and needle in str(e.value)
+
+
+def test_validate_reports_every_problem_at_once_tagged_by_part():
+    x = torch.full((4, 1, 8, 8), float("inf"))
+    y = torch.tensor([0.5, 1.0, 2.0])
+    assert training_set_problems(x, y, META) == [
+        ("images", "images contain 256 non-finite values (NaN or inf)"),
+        ("labels", "4 images but 3 labels"),
+        ("labels", "hard labels must be integers, got torch.float32"),
+    ]
+
+
+def test_validate_with_ipc_adds_the_distilled_set_contract():
+    """ipc images of each class: the count of images and the labels' balance."""
+    y = torch.arange(10).repeat_interleave(2)
+    assert training_set_problems(torch.randn(20, 1, 8, 8), y, META, ipc=2) == []
+    assert training_set_problems(torch.randn(20, 1, 8, 8), None, META, ipc=2) == []
+    [(part, msg)] = training_set_problems(torch.randn(20, 1, 8, 8), torch.zeros(20, dtype=torch.long), META, ipc=2)
+    assert part == "labels" and msg.startswith("labels give [20, 0, 0") and msg.endswith("expected 2 for each of 10 classes")
+    [(part, msg)] = training_set_problems(torch.randn(19, 1, 8, 8), None, META, ipc=2)
+    assert part == "images" and "expected (20, 1, 8, 8) = (ipc·classes, C, H, W) for digits at IPC 2" in msg
 
 
 # ---------------------------------------------------------------- allocator
