@@ -1,8 +1,9 @@
 """Post-evaluation engine: train a student on a training set under a protocol, report test accuracy.
 
 One module per job: `augment` (batched seeded augmentation), `losses`, `schedules`, `labels`
-(soft/hybrid targets), `arms` (random subsets, validation split), `validate` (training-set checks),
-`train` (the loop), `teacher` (full-data arm and teachers), `checkpoint`, `evaluate`, `device`.
+(soft/hybrid targets), `pools` (per-class index tables behind every class-balanced draw), `arms`
+(random subsets, validation split), `validate` (training-set checks), `train` (the loop),
+`teacher` (full-data arm and teachers), `checkpoint`, `evaluate`, `device`.
 """
 
 from __future__ import annotations
