@@ -11,8 +11,8 @@ from __future__ import annotations
 from .arms import full_arm, holdout_split, random_subset, rdm_arm, validation_split
 from .augment import AugOut, build_augment
 from .checkpoint import Checkpointer, MemoryCheckpointer
-from .device import free_device_memory, pick_device, set_threads
-from .evaluate import Scores, evaluate
+from .device import free_device_memory
+from .evaluate import EvalScores, evaluate
 from .teacher import load_teacher, save_teacher, train_teacher
 from .train import TrainResult, train_student
 from .validate import training_set_problems, validate_training_set
@@ -20,8 +20,8 @@ from .validate import training_set_problems, validate_training_set
 __all__ = [
     "AugOut",
     "Checkpointer",
+    "EvalScores",
     "MemoryCheckpointer",
-    "Scores",
     "TrainResult",
     "build_augment",
     "evaluate",
@@ -29,11 +29,9 @@ __all__ = [
     "full_arm",
     "holdout_split",
     "load_teacher",
-    "pick_device",
     "random_subset",
     "rdm_arm",
     "save_teacher",
-    "set_threads",
     "train_student",
     "train_teacher",
     "training_set_problems",

@@ -34,7 +34,7 @@ from ddray.protocols import Protocol
 from .augment import AugmentFn, AugOut, build_augment
 from .checkpoint import Checkpointer, to_cpu
 from .device import keep_freed_memory
-from .evaluate import Scores, autocast, evaluate
+from .evaluate import EvalScores, autocast, evaluate
 from .labels import prepare_teachers, teacher_logits
 from .losses import ce, mixed, soft_loss
 from .schedules import lr_factor, step_index
@@ -225,7 +225,7 @@ class _Run:
             total += loss.detach().float()
         return float(total.item()) / steps
 
-    def test(self, x: Tensor, y: Tensor) -> Scores:
+    def test(self, x: Tensor, y: Tensor) -> EvalScores:
         return evaluate(self.eval_model, x, y, self.device, amp=self.p.amp, channels_last=self.channels_last)
 
 
