@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -66,6 +67,44 @@ def test_sce_by_hand():
         p, q = _softmax(T[i].tolist()), _softmax(S[i].tolist())
         total += -sum(pk * math.log(qk) for pk, qk in zip(p, q))
     assert sce(S, T).item() == pytest.approx(total / 2, rel=1e-6)
+
+
+def test_sce_gives_the_gradients_of_its_formula_bit_for_bit():
+    """torch's probability-target cross-entropy trains exactly like −Σ softmax(t)·log_softmax(s), batch mean."""
+    for seed, (b, k) in enumerate([(1, 2), (7, 10), (50, 100), (256, 1000)]):
+        g = _gen(seed)
+        s, t = (torch.randn(b, k, generator=g) * 5).requires_grad_(), torch.randn(b, k, generator=g) * 5
+        by_formula = -(F.softmax(t, dim=1) * F.log_softmax(s, dim=1)).sum(dim=1).mean()
+        (want,) = torch.autograd.grad(by_formula, s)
+        (got,) = torch.autograd.grad(sce(s, t), s)
+        assert torch.equal(got, want)
+        assert sce(s, t).item() == pytest.approx(by_formula.item(), rel=1e-6)
+
+
+def test_weight_ema_is_lerp_of_weights_and_copy_of_buffers_bit_for_bit():
+    """timm's EMA with buffers excluded is the EMA ddray defines: a lerp per step, BatchNorm stats copied."""
+    from ddray.engine.train import weight_ema
+    from ddray.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("convnet-d3-bn", 1, 10, 8)
+    ema, ref = weight_ema(model, 0.9), copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(5):
+        loss = F.cross_entropy(model(torch.randn(16, 1, 8, 8, generator=_gen(step))), torch.arange(16) % 10)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ema.update(model)
+        with torch.no_grad():
+            for pr, pm in zip(ref.parameters(), model.parameters()):
+                pr.lerp_(pm, 1 - 0.9)
+            for br, bm in zip(ref.buffers(), model.buffers()):
+                br.copy_(bm)
+    got, want = ema.module.state_dict(), ref.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    weight = next(k for k, v in got.items() if v.dim() > 1)
+    assert not torch.equal(got[weight], model.state_dict()[weight])  # it lags the weights it follows
 
 
 def test_mse_gt_by_hand():

@@ -17,7 +17,6 @@ Label settings (the arm's `labels`, which may differ from the protocol's own):
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -129,7 +128,7 @@ class _Run:
         self.model = build_model(arch, c, data.num_classes, h).to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False) if protocol.ema else None
+        self.ema = weight_ema(self.model, protocol.ema) if protocol.ema else None
         # The compiled forward shares the model's parameters; evaluation and checkpoints use the module.
         self.forward = compiled(self.model) if protocol.compile else self.model
         self.order_gen = torch.Generator().manual_seed(seed)
@@ -148,13 +147,13 @@ class _Run:
 
     @property
     def eval_model(self) -> nn.Module:
-        return self.ema if self.ema is not None else self.model
+        return self.ema.module if self.ema is not None else self.model
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         state = {
             "epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "opt_step": self.opt_step, "ema": self.ema.state_dict() if self.ema is not None else None,
+            "opt_step": self.opt_step, "ema": self.ema.module.state_dict() if self.ema is not None else None,
             "order_gen": self.order_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.cuda else None,
@@ -168,7 +167,7 @@ class _Run:
         self.opt = self._new_optimizer()
         self.opt.load_state_dict(state["optimizer"])
         if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
+            self.ema.module.load_state_dict(state["ema"])
         self.order_gen.set_state(state["order_gen"])
         self.aug_gen.set_state(state["aug_gen"])
         torch.set_rng_state(state["torch_rng"])
@@ -192,15 +191,6 @@ class _Run:
             g["lr"] = lr
         return lr
 
-    def _update_ema(self) -> None:
-        assert self.ema is not None and self.p.ema is not None
-        w = 1.0 - self.p.ema
-        with torch.no_grad():
-            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
-                pe.lerp_(pm, w)
-            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
-                be.copy_(bm)
-
     def train_epoch(self) -> float:
         """One epoch; returns the mean loss (one host sync per epoch, not per step)."""
         n, b = int(self.x.shape[0]), self.batch
@@ -221,12 +211,24 @@ class _Run:
             loss.backward()
             self.opt.step()
             if self.ema is not None:
-                self._update_ema()
+                self.ema.update(self.model)
             total += loss.detach().float()
         return float(total.item()) / steps
 
     def test(self, x: Tensor, y: Tensor) -> EvalScores:
         return evaluate(self.eval_model, x, y, self.device, amp=self.p.amp, channels_last=self.channels_last)
+
+
+def weight_ema(model: nn.Module, decay: float) -> Any:
+    """timm's ModelEmaV3 of `model`'s weights; `.update(model)` after each step, `.module` evaluates.
+
+    Every step ema ← lerp(ema, weights, 1 − decay); buffers (BatchNorm statistics) are copied, not
+    averaged (`exclude_buffers`), so the EMA net normalizes like the net it follows. No warmup and
+    a fixed decay: what ddray computed by hand before, to the bit (tests/test_engine_units.py).
+    """
+    from timm.utils.model_ema import ModelEmaV3  # lazily: only protocols with an EMA pay timm's import
+
+    return ModelEmaV3(model, decay=decay, exclude_buffers=True)
 
 
 def compiled(model: nn.Module) -> nn.Module:
