@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from ddray.markdown import markdown_table
 from ddray.plan import make_plan
 from ddray.run.status import breakdown, trial_cell
 from ddray.spec import parse_spec
@@ -53,3 +54,10 @@ def test_breakdown_counts_done_errored_pending_and_the_time_left():
 ])
 def test_trial_cell_names_shared_arms_by_arm_and_the_rest_by_method(config, cell):
     assert trial_cell(config) == cell
+
+
+def test_markdown_table_right_aligns_numbers_and_escapes_cells():
+    """The one Markdown table of `ddray status --format md` and the report."""
+    assert markdown_table(("stage", "done"), [("eval", 3), ("a|b", "x\ny")], left=1) == (
+        "| stage | done |\n|---|---:|\n| eval | 3 |\n| a\\|b | x y |")
+    assert markdown_table(("a", "b"), []) == "| a | b |\n|---|---|"
