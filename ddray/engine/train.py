@@ -314,11 +314,27 @@ def train_student(
         frozen = [compiled(t) for t in frozen]
     targets = _Targets(y, labels, protocol, frozen)
     augment = build_augment(protocol.augment) if aug and protocol.augment.active else None
-
     test = (_maybe_on_device(data.test_x, device), _maybe_on_device(data.test_y, device))
     val = None if val is None else (_maybe_on_device(val[0], device), _maybe_on_device(val[1], device))
-    search = len(lrs) > 1
 
+    def new_run(lr0: float) -> _Run:
+        return _Run(x, y, data, arch, protocol, targets=targets, augment=augment, seed=seed, device=device,
+                    lr=lr0, test=test)
+
+    return _train_candidates(new_run, lrs, val, checkpointer, on_epoch, data=data, arch=arch, device=device)
+
+
+def _train_candidates(new_run: Callable[[float], _Run], lrs: list[float], val: tuple[Tensor, Tensor] | None,
+                      checkpointer: Checkpointer | None, on_epoch: EpochCallback | None, *,
+                      data: RealData, arch: str, device: torch.device) -> TrainResult:
+    """Train each learning-rate candidate to its end in turn; the result of the chosen one.
+
+    One lr is a search of one candidate. Why the checkpoint holds more than the running
+    candidate: the records of finished candidates and the weights of the best so far are saved
+    between candidates, so a restarted trial skips what it finished and can still report a
+    choice made before the restart (its module is rebuilt from those weights).
+    """
+    search = len(lrs) > 1
     state = checkpointer.load() if checkpointer is not None else None
     done: list[dict[str, Any]] = list(state["done"]) if state else []  # finished lr candidates
     best_weights: dict[str, Any] | None = state["best_weights"] if state else None
@@ -330,8 +346,7 @@ def train_student(
             checkpointer.save({"done": done, "run": run_state, "best_weights": best_weights})
 
     for i in range(len(done), len(lrs)):
-        run = _Run(x, y, data, arch, protocol, targets=targets, augment=augment, seed=seed,
-                   device=device, lr=lrs[i], test=test)
+        run = new_run(lrs[i])
         if resume is not None:
             run.load_state_dict(resume)
             resume = None
