@@ -38,7 +38,8 @@ def _as_report(report: Report | pd.DataFrame, build_kwargs: dict[str, Any]) -> R
 
 def _header(report: Report) -> list[str]:
     st = report.settings
-    lines = [f"λ = {st.lam:g}, γ = {st.gamma:g}, bootstrap {st.n_boot} resamples (seed {st.seed}), {st.ci:.0%} intervals"]
+    lines = [f"λ = {st.lam:g}, γ = {st.gamma:g}, {st.ci:.0%} intervals: Student t over seeds, and a seed bootstrap of "
+             f"{st.n_boot} resamples (seed {st.seed})"]
     if st.compat:
         lines.append(f"compat {st.compat}: percentages fed into the exponentials, as the package does; "
                      "scores are its raw numbers (≈ −0.1565 whenever e^α underflows), not comparable to ddray's.")
