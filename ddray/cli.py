@@ -208,9 +208,9 @@ def status(store: Annotated[str, typer.Argument(help="store URI")],
 def _print_rows(head: tuple[str, ...], lines: list[tuple[str, ...]], format: str, left: int, title: str | None = None) -> None:
     """One status table as Markdown or rich; the first `left` columns are text, the rest numbers."""
     if format == "md":
-        print("| " + " | ".join(head) + " |\n|" + "---|" * left + "---:|" * (len(head) - left))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
+        from ddray.markdown import markdown_table
+
+        print(markdown_table(head, lines, left=left))
         return
     table = Table(title=title, title_justify="left")
     for i, col in enumerate(head):

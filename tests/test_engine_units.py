@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 
 from ddray.data import DatasetMeta
 from ddray.engine import holdout_split, random_subset, validate_training_set
+from ddray.engine.validate import training_set_problems
 from ddray.engine.augment import (
     DSA_FNS,
     build_augment,
@@ -65,6 +67,44 @@ def test_sce_by_hand():
         p, q = _softmax(T[i].tolist()), _softmax(S[i].tolist())
         total += -sum(pk * math.log(qk) for pk, qk in zip(p, q))
     assert sce(S, T).item() == pytest.approx(total / 2, rel=1e-6)
+
+
+def test_sce_gives_the_gradients_of_its_formula_bit_for_bit():
+    """torch's probability-target cross-entropy trains exactly like −Σ softmax(t)·log_softmax(s), batch mean."""
+    for seed, (b, k) in enumerate([(1, 2), (7, 10), (50, 100), (256, 1000)]):
+        g = _gen(seed)
+        s, t = (torch.randn(b, k, generator=g) * 5).requires_grad_(), torch.randn(b, k, generator=g) * 5
+        by_formula = -(F.softmax(t, dim=1) * F.log_softmax(s, dim=1)).sum(dim=1).mean()
+        (want,) = torch.autograd.grad(by_formula, s)
+        (got,) = torch.autograd.grad(sce(s, t), s)
+        assert torch.equal(got, want)
+        assert sce(s, t).item() == pytest.approx(by_formula.item(), rel=1e-6)
+
+
+def test_weight_ema_is_lerp_of_weights_and_copy_of_buffers_bit_for_bit():
+    """timm's EMA with buffers excluded is the EMA ddray defines: a lerp per step, BatchNorm stats copied."""
+    from ddray.engine.train import weight_ema
+    from ddray.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("convnet-d3-bn", 1, 10, 8)
+    ema, ref = weight_ema(model, 0.9), copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for i in range(5):
+        loss = F.cross_entropy(model(torch.randn(16, 1, 8, 8, generator=_gen(i))), torch.arange(16) % 10)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ema.update(model)
+        with torch.no_grad():
+            for pr, pm in zip(ref.parameters(), model.parameters()):
+                pr.lerp_(pm, 1 - 0.9)
+            for br, bm in zip(ref.buffers(), model.buffers()):
+                br.copy_(bm)
+    got, want = ema.module.state_dict(), ref.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    weight = next(k for k, v in got.items() if v.dim() > 1)
+    assert not torch.equal(got[weight], model.state_dict()[weight])  # it lags the weights it follows
 
 
 def test_mse_gt_by_hand():
@@ -237,10 +277,10 @@ def test_validate_accepts_hard_and_soft():
 
 @pytest.mark.parametrize("x,y,needle", [
     (torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]), "N×1×8×8"),
-    (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 10]), "[0, 9]"),
-    (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, -1, 3]), "[0, 9]"),
+    (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 10]), "range over [0, 10]; expected class ids in [0, 10)"),
+    (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, -1, 3]), "range over [-1, 3]; expected class ids in [0, 10)"),
     (torch.full((4, 1, 8, 8), float("nan")), torch.tensor([0, 1, 2, 3]), "NaN"),
-    (torch.randn(4, 1, 8, 8), torch.randn(4, 7), "expected 10"),
+    (torch.randn(4, 1, 8, 8), torch.randn(4, 7), "expected (4, 10)"),
     (torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2]), "3 labels"),
     (torch.randn(4, 1, 8, 8), torch.tensor([0.0, 1.0, 2.0, 3.0]), "integers"),
 ])
@@ -248,6 +288,27 @@ def test_validate_rejects_bad_sets_naming_the_source(x, y, needle):
     with pytest.raises(InputError) as e:
         validate_training_set(x, y, META, "/data/m/ipc1/images.pt")
     assert "/data/m/ipc1/images.pt" in str(e.value) and needle in str(e.value)
+
+
+def test_validate_reports_every_problem_at_once_tagged_by_part():
+    x = torch.full((4, 1, 8, 8), float("inf"))
+    y = torch.tensor([0.5, 1.0, 2.0])
+    assert training_set_problems(x, y, META) == [
+        ("images", "images contain 256 non-finite values (NaN or inf)"),
+        ("labels", "4 images but 3 labels"),
+        ("labels", "hard labels must be integers, got torch.float32"),
+    ]
+
+
+def test_validate_with_ipc_adds_the_distilled_set_contract():
+    """ipc images of each class: the count of images and the labels' balance."""
+    y = torch.arange(10).repeat_interleave(2)
+    assert training_set_problems(torch.randn(20, 1, 8, 8), y, META, ipc=2) == []
+    assert training_set_problems(torch.randn(20, 1, 8, 8), None, META, ipc=2) == []
+    [(part, msg)] = training_set_problems(torch.randn(20, 1, 8, 8), torch.zeros(20, dtype=torch.long), META, ipc=2)
+    assert part == "labels" and msg.startswith("labels give [20, 0, 0") and msg.endswith("expected 2 for each of 10 classes")
+    [(part, msg)] = training_set_problems(torch.randn(19, 1, 8, 8), None, META, ipc=2)
+    assert part == "images" and "expected (20, 1, 8, 8) = (ipc·classes, C, H, W) for digits at IPC 2" in msg
 
 
 # ---------------------------------------------------------------- allocator

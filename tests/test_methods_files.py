@@ -132,6 +132,24 @@ def test_bad_sets_name_the_file(tmp_path, digits, images, labels, match):
         load_files(str(tmp_path), digits, IPC)
 
 
+def test_every_problem_of_a_set_is_reported_with_its_own_file(tmp_path, digits):
+    _write_pt(tmp_path, images=torch.randn(20, 3, 8, 8), labels=torch.arange(20) % 11, lr=torch.tensor([1.0, 2.0]))
+    with pytest.raises(InputError) as e:
+        load_files(str(tmp_path), digits, IPC)
+    assert [line.split(": ", 1)[0] for line in e.value.problems] == [
+        str(tmp_path / "images.pt"), str(tmp_path / "labels.pt"), str(tmp_path / "lr.pt")]
+
+
+def test_numpy_float_class_ids_become_int64(tmp_path, digits):
+    images, labels = _set(digits)
+    np.savez(tmp_path / "set.npz", images=images.double().numpy(), labels=labels.double().numpy())
+    ds = load_files(str(tmp_path / "set.npz"), digits, IPC)
+    assert ds.images.dtype == torch.float32 and ds.labels.dtype == torch.int64 and torch.equal(ds.labels, labels)
+    np.savez(tmp_path / "half.npz", images=images.numpy(), labels=labels.numpy() + 0.5)
+    with pytest.raises(InputError, match=r"half\.npz: hard labels must be integers"):
+        load_files(str(tmp_path / "half.npz"), digits, IPC)
+
+
 def test_bad_lr_and_missing_path(tmp_path, digits):
     images, _ = _set(digits)
     _write_pt(tmp_path / "a", images=images, lr=torch.tensor(-1.0))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from scipy.stats import kendalltau
 
 from ddray.errors import InputError
 from ddray.report import build_report, hlr, ior, lrs
 from ddray.report.bootstrap import descending_ranks, nan_quantiles
+from ddray.report.intervals import t_interval
 from ddray.report.rankings import kendall_tau_b
 from ddray.report.synthetic import synthetic_rows, to_schema
 from ddray.store.schema import COLUMNS
@@ -111,6 +113,7 @@ def test_diverged_inputs_are_missing_and_reported(small):
     assert dm["lrs_n"] == 1
     assert dm["lrs_mean"] == pytest.approx(lrs(hlr(0.80, 0.30), ior(0.30, 0.20)))
     assert dm["lrs_reason"] == "1/2 seeds (seed 1: full/hard diverged for convnet-d3)"
+    assert np.isnan(dm["lrs_t_lo"]) and np.isnan(dm["lrs_t_hi"])  # one scored seed: no t-interval
     acc = rep.accuracy.set_index("method").loc["full"]
     assert acc["n_diverged"] == 1 and acc["n_seeds"] == 1
 
@@ -118,6 +121,32 @@ def test_diverged_inputs_are_missing_and_reported(small):
     rep = build_report(rows, n_boot=N_BOOT)
     assert set(rep.scores["lrs_reason"]) == {"n/a (full/hard diverged for convnet-d3)"}
     assert rep.scores["lrs_mean"].isna().all()
+
+
+def test_t_interval_of_the_mean_over_seeds_is_students():
+    """mean ± t(0.975, n−1)·s/√n over the seeds that scored, checked against scipy.stats.t (3 and 2 seeds)."""
+    accs = [(0.80, 0.30, 0.20), (0.82, 0.36, 0.21), (0.79, 0.27, 0.24)]  # (full, syn, rdm) per seed
+    specs = []
+    for s_, (f, sy, rd) in enumerate(accs):
+        specs += [full(s_, f), ev("rdm", s_, rd, f"c{s_}"), ev("syn", s_, sy, f"c{s_}", method="dm")]
+    for n in (3, 2):
+        rep = build_report(make_rows(specs[: 3 * n]), n_boot=N_BOOT)
+        dm = rep.scores.set_index("method").loc["dm"]
+        per_seed = np.array([lrs(hlr(f, sy), ior(sy, rd)) for f, sy, rd in accs[:n]])
+        want = stats.t.interval(0.95, df=n - 1, loc=per_seed.mean(), scale=stats.sem(per_seed))
+        assert (dm["lrs_t_lo"], dm["lrs_t_hi"]) == pytest.approx(want, rel=1e-12)
+        acc = np.array([sy for _, sy, _ in accs[:n]])
+        want = stats.t.interval(0.95, df=n - 1, loc=acc.mean(), scale=stats.sem(acc))
+        assert (dm["acc_syn_t_lo"], dm["acc_syn_t_hi"]) == pytest.approx(want, rel=1e-12)
+        assert np.isnan(dm["ars_t_lo"]) and np.isnan(dm["ars_t_hi"])  # no ARS (no aug-off rows): no interval
+    assert dm["lrs_t_hi"] - dm["lrs_t_lo"] > dm["lrs_hi"] - dm["lrs_lo"]  # 2 seeds: 3 distinct resamples, t = 12.7
+
+
+def test_t_interval_needs_two_seeds():
+    lo, hi = t_interval(np.array([0.5, 0.5, 0.5]), np.array([np.nan, 0.1, 0.1]), np.array([1, 2, 5]), 0.9)
+    assert np.isnan(lo[0]) and np.isnan(hi[0])
+    assert (lo[1], hi[1]) == pytest.approx(stats.t.interval(0.9, 1, loc=0.5, scale=0.1 / np.sqrt(2)))
+    assert (lo[2], hi[2]) == pytest.approx(stats.t.interval(0.9, 4, loc=0.5, scale=0.1 / np.sqrt(5)))
 
 
 def test_tracks_are_never_mixed():
@@ -170,8 +199,13 @@ def test_rank_and_quantile_helpers():
     assert np.array_equal(descending_ranks(x), np.array([[2, np.nan, 1, 2, 4]]), equal_nan=True)
     a = np.random.default_rng(0).normal(size=(7, 50))
     a[0, :10] = np.nan
+    a[1] = np.nan
     lo, hi = nan_quantiles(a, (0.025, 0.975), axis=1)
-    assert np.allclose(lo, np.nanquantile(a, 0.025, axis=1)) and np.allclose(hi, np.nanquantile(a, 0.975, axis=1))
+    with pytest.warns(RuntimeWarning, match="All-NaN"):
+        want_lo, want_hi = np.nanquantile(a, (0.025, 0.975), axis=1)
+    assert np.isnan(lo[1]) and np.isnan(hi[1])
+    np.testing.assert_array_max_ulp(np.delete(lo, 1), np.delete(want_lo, 1), maxulp=1)
+    np.testing.assert_array_max_ulp(np.delete(hi, 1), np.delete(want_hi, 1), maxulp=1)
     x, y = np.array([1.0, 2, 3, 4, 4]), np.array([1.0, 3, 2, 4, 5])
     tau, n = kendall_tau_b(x, y)
     assert n == 5 and tau == pytest.approx(kendalltau(x, y).statistic)

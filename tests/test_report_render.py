@@ -57,6 +57,12 @@ def test_missing_and_diverged_show_as_such_never_zero(report):
     rec = json.loads(render(report, "json"))["tables"]["scores"]
     res = [r for r in rec if r["arch"] == "resnet18"]
     assert res and all(r["lrs_mean"] is None for r in res)
+    # one scored seed: a mean, but no t-interval, and the table says why
+    one = [r for r in rec if r["arch"] == "convnet-d3" and r["lrs_n"] == 1]
+    assert one and all(r["lrs_mean"] is not None and r["lrs_t_lo"] is None for r in one)
+    assert "| LRS 95% t | LRS seed bootstrap |" in md and "n/a (1 seed)" in md
+    two = [r for r in rec if r["ars_n"] == 2]
+    assert two and all(r["ars_t_lo"] <= r["ars_mean"] <= r["ars_t_hi"] for r in two)
 
 
 def test_render_formats(report, rows):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 
+from ddray.markdown import markdown_table
 from ddray.status import breakdown, trial_cell
 from tests.conftest import TINY_SPEC, planned
 
@@ -50,3 +51,10 @@ def test_trial_cell_names_shared_arms_by_arm_and_the_rest_by_method():
         expected = ("full", None) if t.stage == "full" else ("rdm", 1) if arm == "rdm" else (t.config.method.name, 1)
         assert trial_cell(t) == expected
     assert {trial_cell(t) for t in plan.trials} == {("full", None), ("rdm", 1), ("random", 1), ("herding", 1)}
+
+
+def test_markdown_table_right_aligns_numbers_and_escapes_cells():
+    """The one Markdown table of `ddray status --format md` and the report."""
+    assert markdown_table(("stage", "done"), [("eval", 3), ("a|b", "x\ny")], left=1) == (
+        "| stage | done |\n|---|---:|\n| eval | 3 |\n| a\\|b | x y |")
+    assert markdown_table(("a", "b"), []) == "| a | b |\n|---|---|"

@@ -1,8 +1,9 @@
 """Post-evaluation engine: train a student on a training set under a protocol, report test accuracy.
 
 One module per job: `augment` (batched seeded augmentation), `losses`, `schedules`, `labels`
-(soft/hybrid targets), `arms` (random subsets, validation split), `validate` (training-set checks),
-`train` (the loop), `teacher` (full-data arm and teachers), `checkpoint`, `evaluate`, `device`.
+(soft/hybrid targets), `pools` (per-class index tables behind every class-balanced draw), `arms`
+(random subsets, validation split), `validate` (training-set checks), `train` (the loop),
+`teacher` (full-data arm and teachers), `checkpoint`, `evaluate`, `device`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from .arms import full_arm, holdout_split, random_subset, rdm_arm, validation_split
 from .augment import AugOut, build_augment
 from .checkpoint import Checkpointer, MemoryCheckpointer
-from .device import free_device_memory, pick_device, set_threads
-from .evaluate import Scores, evaluate
+from .device import free_device_memory
+from .evaluate import EvalScores, evaluate
 from .teacher import load_teacher, save_teacher, train_teacher
 from .train import TrainResult, train_student
 from .validate import training_set_problems, validate_training_set
@@ -19,8 +20,8 @@ from .validate import training_set_problems, validate_training_set
 __all__ = [
     "AugOut",
     "Checkpointer",
+    "EvalScores",
     "MemoryCheckpointer",
-    "Scores",
     "TrainResult",
     "build_augment",
     "evaluate",
@@ -28,11 +29,9 @@ __all__ = [
     "full_arm",
     "holdout_split",
     "load_teacher",
-    "pick_device",
     "random_subset",
     "rdm_arm",
     "save_teacher",
-    "set_threads",
     "train_student",
     "train_teacher",
     "training_set_problems",

@@ -1,8 +1,9 @@
 """The training sets of the arms: `rdm` (class-balanced random real subset), `full`, and the
 held-out validation split used to search the learning rate.
 
-Index draws happen on the CPU from a generator seeded by the trial seed, so the same seed picks
-the same images on every machine, and the rdm subset of a trial never depends on the method.
+Index draws come from the class table of `engine/pools.py`, shuffled by a CPU generator seeded by
+the trial seed, so the same seed picks the same images on every machine, and the rdm subset of a
+trial never depends on the method.
 """
 
 from __future__ import annotations
@@ -11,24 +12,13 @@ import torch
 from torch import Tensor
 
 from ddray.data import RealData
+from ddray.engine.pools import ClassPools
 from ddray.errors import InputError
 
 
-def _gen(seed: int) -> torch.Generator:
+def _trial_generator(seed: int) -> torch.Generator:
+    """Seeded by the trial seed itself (no stream): the stored rdm subsets were drawn this way."""
     return torch.Generator().manual_seed(int(seed))
-
-
-def _class_major(y: Tensor, num_classes: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(order, counts, starts): all indices grouped by class (class 0 first), random within a class.
-
-    One permutation and one stable sort: no per-class Python, whatever the number of classes.
-    """
-    y = y.detach().cpu().long()
-    perm = torch.randperm(y.numel(), generator=_gen(seed))
-    order = perm[torch.sort(y[perm], stable=True).indices]
-    counts = torch.bincount(y, minlength=num_classes)[:num_classes]
-    starts = torch.cumsum(counts, 0) - counts
-    return order, counts, starts
 
 
 def random_subset(y: Tensor, num_classes: int, ipc: int, seed: int) -> Tensor:
@@ -38,12 +28,12 @@ def random_subset(y: Tensor, num_classes: int, ipc: int, seed: int) -> Tensor:
     """
     if ipc < 1:
         raise InputError(f"ipc must be >= 1, got {ipc}", "ipc")
-    order, counts, starts = _class_major(y, num_classes, seed)
-    short = torch.nonzero(counts < ipc, as_tuple=True)[0]
+    pools = ClassPools.shuffled(y, num_classes, _trial_generator(seed))
+    short = torch.nonzero(pools.counts < ipc, as_tuple=True)[0]
     if short.numel():
         c = int(short[0])
-        raise InputError(f"class {c} has {int(counts[c])} training examples, fewer than ipc={ipc}", "ipc")
-    return order[(starts.unsqueeze(1) + torch.arange(ipc)).flatten()]
+        raise InputError(f"class {c} has {int(pools.counts[c])} training examples, fewer than ipc={ipc}", "ipc")
+    return pools.index[:, :ipc].flatten()
 
 
 def holdout_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -56,12 +46,12 @@ def holdout_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor
         raise InputError(f"fraction must be in (0, 1), got {fraction}", "val_fraction")
     y = y.detach().cpu().long()
     num_classes = int(y.max()) + 1 if y.numel() else 0
-    order, counts, starts = _class_major(y, num_classes, seed)
-    k = torch.minimum(torch.round(counts * fraction).long().clamp_min(1), counts - 1).clamp_min(0)
-    cls = y[order]
-    rank = torch.arange(order.numel()) - starts[cls]
+    pools = ClassPools.shuffled(y, num_classes, _trial_generator(seed))
+    counts = pools.counts
+    n_held = torch.minimum(torch.round(counts * fraction).long().clamp_min(1), counts - 1).clamp_min(0)
+    first = pools.valid & (torch.arange(pools.index.shape[1]) < n_held.unsqueeze(1))
     held = torch.zeros(y.numel(), dtype=torch.bool)
-    held[order[rank < k[cls]]] = True
+    held[pools.index[first]] = True
     return torch.nonzero(~held, as_tuple=True)[0], torch.nonzero(held, as_tuple=True)[0]
 
 

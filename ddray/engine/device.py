@@ -1,4 +1,4 @@
-"""Device helpers for the runner: which device a trial uses, its CPU threads, its allocator, and cleanup."""
+"""Memory helpers for the runner and the training loop: the CPU allocator, and cleanup between trials."""
 
 from __future__ import annotations
 
@@ -26,21 +26,6 @@ def _glibc() -> ctypes.CDLL | None:
             return None
         _libc = libc
     return _libc
-
-
-def pick_device(prefer: str | None = None) -> torch.device:
-    """`prefer` when given ("cpu", "cuda", "cuda:1"), else the first CUDA device, else the CPU.
-
-    Ray sets CUDA_VISIBLE_DEVICES per trial, so "cuda" is always the trial's own GPU.
-    """
-    if prefer:
-        return torch.device(prefer)
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def set_threads(n: int) -> None:
-    """Match torch's intra-op threads to the CPUs the trial was given (Ray does not do it)."""
-    torch.set_num_threads(max(1, int(n)))
 
 
 def keep_freed_memory() -> bool:

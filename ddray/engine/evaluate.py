@@ -12,7 +12,9 @@ EVAL_BATCH = 1024
 
 
 @dataclass(frozen=True)
-class Scores:
+class EvalScores:
+    """What `evaluate` measures on a split (test or validation); not the spec's score weights."""
+
     top1: float
     top5: float
     loss: float
@@ -25,7 +27,7 @@ def autocast(device: torch.device, amp: bool) -> torch.autocast:
 
 
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device, *, amp: bool = False,
-             channels_last: bool = False, batch_size: int = EVAL_BATCH) -> Scores:
+             channels_last: bool = False, batch_size: int = EVAL_BATCH) -> EvalScores:
     """Top-1, top-k (k = min(5, classes)) and mean CE of `model` on (x, y).
 
     (x, y) may live on the CPU (the real test split does): each chunk is moved on its way in,
@@ -54,4 +56,4 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device, *, am
     finally:
         model.train(was_training)
     c1, c5, ls = (t.item() for t in (correct1, correct5, loss_sum))
-    return Scores(top1=c1 / n, top5=c5 / n, loss=ls / n)
+    return EvalScores(top1=c1 / n, top5=c5 / n, loss=ls / n)

@@ -29,8 +29,13 @@ def kl(s: Tensor, t: Tensor, tau: float = 1.0, t2: bool = False) -> Tensor:
 
 
 def sce(s: Tensor, t: Tensor) -> Tensor:
-    """Soft cross-entropy −Σ_k softmax(t)_k · log_softmax(s)_k, mean over the batch."""
-    return -(F.softmax(t.float(), dim=1) * F.log_softmax(s.float(), dim=1)).sum(dim=1).mean()
+    """Soft cross-entropy −Σ_k softmax(t)_k · log_softmax(s)_k, mean over the batch.
+
+    torch's cross-entropy with probability targets: the same gradients to the bit (so the same
+    weights and accuracies); the loss value itself may differ in the last float32 bit, as torch
+    sums all B·K terms before dividing by B.
+    """
+    return F.cross_entropy(s.float(), F.softmax(t.float(), dim=1))
 
 
 def mse_gt(s: Tensor, t: Tensor, y: Tensor, gamma: float) -> Tensor:

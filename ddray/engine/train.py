@@ -17,7 +17,6 @@ Label settings (the arm's `labels`, which may differ from the protocol's own):
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from ddray.protocols import Protocol
 from .augment import AugmentFn, AugOut, build_augment
 from .checkpoint import Checkpointer, to_cpu
 from .device import keep_freed_memory
-from .evaluate import Scores, autocast, evaluate
+from .evaluate import EvalScores, autocast, evaluate
 from .labels import prepare_teachers, teacher_logits
 from .losses import ce, mixed, soft_loss
 from .schedules import lr_factor, step_index
@@ -130,7 +129,7 @@ class _Run:
         self.model = build_model(arch, c, data.num_classes, h).to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False) if protocol.ema else None
+        self.ema = weight_ema(self.model, protocol.ema) if protocol.ema else None
         # The compiled forward shares the model's parameters; evaluation and checkpoints use the module.
         self.forward = compiled(self.model) if protocol.compile else self.model
         self.order_gen = torch.Generator().manual_seed(seed)
@@ -149,13 +148,13 @@ class _Run:
 
     @property
     def eval_model(self) -> nn.Module:
-        return self.ema if self.ema is not None else self.model
+        return self.ema.module if self.ema is not None else self.model
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         state = {
             "epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "opt_step": self.opt_step, "ema": self.ema.state_dict() if self.ema is not None else None,
+            "opt_step": self.opt_step, "ema": self.ema.module.state_dict() if self.ema is not None else None,
             "order_gen": self.order_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.cuda else None,
@@ -170,7 +169,7 @@ class _Run:
         self.opt = self._new_optimizer()
         self.opt.load_state_dict(state["optimizer"])
         if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(strip_wrappers(state["ema"], self.ema))
+            self.ema.module.load_state_dict(strip_wrappers(state["ema"], self.ema.module))
         self.order_gen.set_state(state["order_gen"])
         self.aug_gen.set_state(state["aug_gen"])
         torch.set_rng_state(state["torch_rng"])
@@ -194,15 +193,6 @@ class _Run:
             g["lr"] = lr
         return lr
 
-    def _update_ema(self) -> None:
-        assert self.ema is not None and self.p.ema is not None
-        w = 1.0 - self.p.ema
-        with torch.no_grad():
-            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
-                pe.lerp_(pm, w)
-            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
-                be.copy_(bm)
-
     def train_epoch(self) -> float:
         """One epoch; returns the mean loss (one host sync per epoch, not per step)."""
         n, b = int(self.x.shape[0]), self.batch
@@ -223,12 +213,24 @@ class _Run:
             loss.backward()
             self.opt.step()
             if self.ema is not None:
-                self._update_ema()
+                self.ema.update(self.model)
             total += loss.detach().float()
         return float(total.item()) / steps
 
-    def test(self, x: Tensor, y: Tensor) -> Scores:
+    def test(self, x: Tensor, y: Tensor) -> EvalScores:
         return evaluate(self.eval_model, x, y, self.device, amp=self.p.amp, channels_last=self.channels_last)
+
+
+def weight_ema(model: nn.Module, decay: float) -> Any:
+    """timm's ModelEmaV3 of `model`'s weights; `.update(model)` after each step, `.module` evaluates.
+
+    Every step ema ← lerp(ema, weights, 1 − decay); buffers (BatchNorm statistics) are copied, not
+    averaged (`exclude_buffers`), so the EMA net normalizes like the net it follows. No warmup and
+    a fixed decay: what ddray computed by hand before, to the bit (tests/test_engine_units.py).
+    """
+    from timm.utils.model_ema import ModelEmaV3  # lazily: only protocols with an EMA pay timm's import
+
+    return ModelEmaV3(model, decay=decay, exclude_buffers=True)
 
 
 def compiled(model: nn.Module) -> nn.Module:
@@ -314,11 +316,27 @@ def train_student(
         frozen = [compiled(t) for t in frozen]
     targets = _Targets(y, labels, protocol, frozen)
     augment = build_augment(protocol.augment) if aug and protocol.augment.active else None
-
     test = (_maybe_on_device(data.test_x, device), _maybe_on_device(data.test_y, device))
     val = None if val is None else (_maybe_on_device(val[0], device), _maybe_on_device(val[1], device))
-    search = len(lrs) > 1
 
+    def new_run(lr0: float) -> _Run:
+        return _Run(x, y, data, arch, protocol, targets=targets, augment=augment, seed=seed, device=device,
+                    lr=lr0, test=test)
+
+    return _train_candidates(new_run, lrs, val, checkpointer, on_epoch, data=data, arch=arch, device=device)
+
+
+def _train_candidates(new_run: Callable[[float], _Run], lrs: list[float], val: tuple[Tensor, Tensor] | None,
+                      checkpointer: Checkpointer | None, on_epoch: EpochCallback | None, *,
+                      data: RealData, arch: str, device: torch.device) -> TrainResult:
+    """Train each learning-rate candidate to its end in turn; the result of the chosen one.
+
+    One lr is a search of one candidate. Why the checkpoint holds more than the running
+    candidate: the records of finished candidates and the weights of the best so far are saved
+    between candidates, so a restarted trial skips what it finished and can still report a
+    choice made before the restart (its module is rebuilt from those weights).
+    """
+    search = len(lrs) > 1
     state = checkpointer.load() if checkpointer is not None else None
     done: list[dict[str, Any]] = list(state["done"]) if state else []  # finished lr candidates
     best_weights: dict[str, Any] | None = state["best_weights"] if state else None
@@ -330,8 +348,7 @@ def train_student(
             checkpointer.save({"done": done, "run": run_state, "best_weights": best_weights})
 
     for i in range(len(done), len(lrs)):
-        run = _Run(x, y, data, arch, protocol, targets=targets, augment=augment, seed=seed,
-                   device=device, lr=lrs[i], test=test)
+        run = new_run(lrs[i])
         if resume is not None:
             run.load_state_dict(resume)
             resume = None

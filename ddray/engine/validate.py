@@ -1,7 +1,11 @@
-"""Check a training set against the real data before any training starts.
+"""Check a training set against the real data before anything trains on it.
 
-Distilled sets come from users' files; a wrong shape or a NaN should fail in a second with the file
-named, not after an hour with a cryptic shape error deep in a convolution.
+One validator for every set ddray trains on: the rdm and full arms, a synthesized set, a user's
+files or a plugin's return value (`ddray.methods.validate.check_set` canonicalizes those first,
+then asks here with `ipc`, which adds the distilled-set contract: ipc images of each class).
+Why: a wrong shape or a NaN should fail in a second with the file named, not after an hour with a
+cryptic shape error deep in a convolution on a remote worker. Every problem is reported at once,
+each tagged with the part it is about ("images" or "labels") so a caller can name that file.
 """
 
 from __future__ import annotations
@@ -12,38 +16,65 @@ from torch import Tensor
 from ddray.data import DatasetMeta, RealData
 from ddray.errors import InputError
 
+Problem = tuple[str, str]  # (part: "images" | "labels", message)
 
-def training_set_problems(x: Tensor, y: Tensor, data: RealData | DatasetMeta) -> list[str]:
-    """Every problem of (x, y) as a training set for `data` (empty when it is usable)."""
+
+def training_set_problems(x: Tensor, y: Tensor | None, data: RealData | DatasetMeta,
+                          ipc: int | None = None) -> list[Problem]:
+    """Every problem of (x, y) as a training set for `data` (empty when it is usable).
+
+    `y` is (N,) integer class ids or (N, K) float logits; None checks the images alone. With
+    `ipc`, the set must hold exactly `ipc` images of each class (what a distilled set promises).
+    """
+    if not isinstance(x, Tensor) or not isinstance(y, (Tensor, type(None))):
+        return [("images", f"images and labels must be tensors, got {type(x).__name__} and {type(y).__name__}")]
+    problems = _image_problems(x, data, ipc)
+    if y is not None:
+        problems += _label_problems(y, x, data.num_classes, ipc)
+    return problems
+
+
+def _image_problems(x: Tensor, data: RealData | DatasetMeta, ipc: int | None) -> list[Problem]:
     c, h, w = data.image_shape
-    k = data.num_classes
-    problems: list[str] = []
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        return [f"images and labels must be tensors, got {type(x).__name__} and {type(y).__name__}"]
-    if x.dim() != 4 or tuple(x.shape[1:]) != (c, h, w):
-        problems.append(f"images have shape {tuple(x.shape)}; expected N×{c}×{h}×{w} (N×C×H×W of '{data.name}')")
+    if ipc is None:
+        expected = f"expected N×{c}×{h}×{w} (N×C×H×W of '{data.name}')"
+    else:
+        n = ipc * data.num_classes
+        expected = f"expected ({n}, {c}, {h}, {w}) = (ipc·classes, C, H, W) for {data.name} at IPC {ipc}"
+    problems: list[Problem] = []
+    if x.dim() != 4 or tuple(x.shape[1:]) != (c, h, w) or (ipc is not None and x.shape[0] != ipc * data.num_classes):
+        problems.append(("images", f"images have shape {tuple(x.shape)}; {expected}"))
     elif x.shape[0] == 0:
-        problems.append("no images")
+        problems.append(("images", "no images"))
     if not x.is_floating_point():
-        problems.append(f"images must be floating point, got {x.dtype}")
-    elif not bool(torch.isfinite(x).all()):
-        problems.append("images contain NaN or inf")
+        problems.append(("images", f"images must be floating point, got {x.dtype}"))
+    elif bad := int((~torch.isfinite(x)).sum()):
+        problems.append(("images", f"images contain {bad} non-finite values (NaN or inf)"))
+    return problems
+
+
+def _label_problems(y: Tensor, x: Tensor, k: int, ipc: int | None) -> list[Problem]:
+    n = int(x.shape[0]) if x.dim() >= 1 else 0
+    problems: list[Problem] = []
+    if y.dim() in (1, 2) and y.shape[0] != n:
+        problems.append(("labels", f"{n} images but {y.shape[0]} labels"))
     if y.dim() == 1:
         if y.is_floating_point() or y.dtype == torch.bool:
-            problems.append(f"hard labels must be integers, got {y.dtype}")
+            problems.append(("labels", f"hard labels must be integers, got {y.dtype}"))
         elif y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
-            problems.append(f"labels span [{int(y.min())}, {int(y.max())}]; expected classes in [0, {k - 1}]")
+            problems.append(("labels", f"labels range over [{int(y.min())}, {int(y.max())}]; expected class ids in [0, {k})"))
+        elif ipc is not None and bool((per_class := torch.bincount(y.long(), minlength=k)).ne(ipc).any()):
+            problems.append(("labels", f"labels give {per_class.tolist()} images per class; "
+                                       f"expected {ipc} for each of {k} classes"))
     elif y.dim() == 2:
         if y.shape[1] != k:
-            problems.append(f"soft labels have {y.shape[1]} classes; expected {k} (N×{k} logits)")
+            problems.append(("labels", f"soft labels have shape {tuple(y.shape)}; expected ({y.shape[0]}, {k}) (N×K logits)"))
         if not y.is_floating_point():
-            problems.append(f"soft labels must be floating point logits, got {y.dtype}")
-        elif not bool(torch.isfinite(y).all()):
-            problems.append("soft labels contain NaN or inf")
+            problems.append(("labels", f"soft labels must be finite floating-point logits, got {y.dtype}"))
+        elif bad := int((~torch.isfinite(y)).sum()):
+            problems.append(("labels", f"soft labels must be finite floating-point logits; {bad} values are NaN or inf"))
     else:
-        problems.append(f"labels have shape {tuple(y.shape)}; expected (N,) class ids or (N, {k}) logits")
-    if x.dim() >= 1 and y.dim() >= 1 and x.shape[0] != y.shape[0]:
-        problems.append(f"{x.shape[0]} images but {y.shape[0]} labels")
+        problems.append(("labels", f"labels have shape {tuple(y.shape)}; expected ({n},) class ids or ({n}, {k}) logits"))
     return problems
 
 
@@ -51,4 +82,4 @@ def validate_training_set(x: Tensor, y: Tensor, data: RealData | DatasetMeta, so
     """Raise InputError whose lines are `source: problem` when (x, y) cannot train on `data`."""
     problems = training_set_problems(x, y, data)
     if problems:
-        raise InputError([(source, p) for p in problems])
+        raise InputError([(source, message) for _, message in problems])

@@ -22,10 +22,10 @@ import torch
 from pydantic import Field, field_validator
 
 from ddray.errors import InputError
-from ddray.methods import fsio
 from ddray.methods.registry import register_method
 from ddray.methods.types import DistilledSet, MethodParams, SynthContext
 from ddray.methods.validate import check_set
+from ddray.store.fs import Location, is_file, kind, listdir, open_location, read_buffer
 
 if TYPE_CHECKING:
     from ddray.data import RealData
@@ -61,26 +61,26 @@ def load_files(path: str, data: RealData, ipc: int, normalized: bool = True,
                fs: pafs.FileSystem | None = None) -> DistilledSet:
     """The user's set for (data, ipc) at `path` (a template or a concrete path), validated, on CPU."""
     where = expand(path, data.name, ipc)
-    fs, p = fsio.resolve(where, fs)
-    ftype = fsio.kind(fs, p)
+    loc = open_location(where, fs, field=where)
+    ftype = kind(loc, loc.root)
     if ftype == pafs.FileType.NotFound:
         raise InputError(f"not found; expected {EXPECTED}", path=where)
     if ftype == pafs.FileType.File:
-        if p.endswith(".npz"):
-            return _npz(fs, p, where, data, ipc, normalized)
-        if p.endswith(".pt"):
-            return _pt_file(fs, p, where, data, ipc, normalized)
+        if loc.root.endswith(".npz"):
+            return _npz(loc, data, ipc, normalized)
+        if loc.root.endswith(".pt"):
+            return _pt_file(loc, data, ipc, normalized)
         raise InputError(f"unsupported file type; expected {EXPECTED}", path=where)
-    if fsio.exists(fs, fsio.join(p, "images.pt")):
-        return _pt_folder(fs, p, where, data, ipc, normalized)
-    if any(i.type == pafs.FileType.Directory for i in fsio.listdir(fs, p)):
-        return _image_folder(fs, p, where, data, ipc)
+    if is_file(loc, loc.join("images.pt")):
+        return _pt_folder(loc, data, ipc, normalized)
+    if any(i.type == pafs.FileType.Directory for i in listdir(loc, loc.root)):
+        return _image_folder(loc, data, ipc)
     raise InputError(f"no images.pt and no class subfolders; expected {EXPECTED}", path=where)
 
 
-def _torch_load(fs: pafs.FileSystem, p: str, shown: str) -> Any:
+def _torch_load(loc: Location, p: str, shown: str) -> Any:
     try:
-        return torch.load(fsio.read_buffer(fs, p), map_location="cpu", weights_only=True)
+        return torch.load(read_buffer(loc, p), map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or a pickle that is more than tensors
         raise InputError(f"cannot read as a tensor file (weights_only): {type(e).__name__}: {e}", path=shown) from e
 
@@ -103,20 +103,21 @@ def _normalize_unit(x: torch.Tensor, data: RealData, shown: str) -> torch.Tensor
     return ((x - mean) / std).contiguous()
 
 
-def _pt_folder(fs, p: str, where: str, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
-    shown = {name: fsio.join(where, f"{name}.pt") for name in ("images", "labels", "lr")}
-    parts = {name: _torch_load(fs, fsio.join(p, f"{name}.pt"), shown[name])
-             for name in ("images", "labels", "lr") if fsio.exists(fs, fsio.join(p, f"{name}.pt"))}
+def _pt_folder(loc: Location, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
+    shown = {name: loc.shown(f"{name}.pt") for name in ("images", "labels", "lr")}
+    parts = {name: _torch_load(loc, loc.join(f"{name}.pt"), shown[name])
+             for name in ("images", "labels", "lr") if is_file(loc, loc.join(f"{name}.pt"))}
     ds = _finish(parts["images"], parts.get("labels"), parts.get("lr"), data, ipc, normalized, shown)
-    meta = fsio.join(p, "meta.json")
-    if fsio.exists(fs, meta):  # a set ddray saved itself: keep its own time-to-synthesize
-        info = json.loads(fsio.read_bytes(fs, meta))
+    meta = loc.join("meta.json")
+    if is_file(loc, meta):  # a set ddray saved itself: keep its own time-to-synthesize
+        info = json.load(read_buffer(loc, meta))
         ds.synth_seconds, ds.device = info.get("synth_seconds"), info.get("device")
     return ds
 
 
-def _pt_file(fs, p: str, where: str, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
-    obj = _torch_load(fs, p, where)
+def _pt_file(loc: Location, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
+    where = loc.uri
+    obj = _torch_load(loc, loc.root, where)
     if isinstance(obj, dict):
         if "images" not in obj:
             raise InputError(f"dict has keys {sorted(obj)}; expected images[, labels, lr]", path=where)
@@ -126,9 +127,10 @@ def _pt_file(fs, p: str, where: str, data: RealData, ipc: int, normalized: bool)
     return _finish(images, labels, lr, data, ipc, normalized, dict.fromkeys(("images", "labels", "lr"), where))
 
 
-def _npz(fs, p: str, where: str, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
+def _npz(loc: Location, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
+    where = loc.uri
     try:
-        with np.load(fsio.read_buffer(fs, p), allow_pickle=False) as z:
+        with np.load(read_buffer(loc, loc.root), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:
         raise InputError(f"cannot read as .npz (no pickles allowed): {type(e).__name__}: {e}", path=where) from e
@@ -152,23 +154,24 @@ def _class_index(names: list[str], data: RealData, where: str) -> list[int]:
                      f"named like the classes of {data.name} ({', '.join(data.classes[:5])}...) or by index", path=where)
 
 
-def _image_folder(fs, p: str, where: str, data: RealData, ipc: int) -> DistilledSet:
+def _image_folder(loc: Location, data: RealData, ipc: int) -> DistilledSet:
     from PIL import Image
 
+    where = loc.uri
     c, h, w = data.image_shape
     mode = {1: "L", 3: "RGB"}.get(c)
     if mode is None:
         raise InputError(f"ImageFolder sets need 1- or 3-channel data; {data.name} has {c} channels", path=where)
-    folders = [i for i in fsio.listdir(fs, p) if i.type == pafs.FileType.Directory]
+    folders = [i for i in listdir(loc, loc.root) if i.type == pafs.FileType.Directory]
     ids = _class_index([f.base_name for f in folders], data, where)
     pixels, labels = [], []
     for folder, cls in zip(folders, ids):
-        for info in fsio.listdir(fs, folder.path):
+        for info in listdir(loc, folder.path):
             if info.type != pafs.FileType.File or not info.base_name.lower().endswith(IMAGE_SUFFIXES):
                 continue
-            shown = fsio.join(where, f"{folder.base_name}/{info.base_name}")
+            shown = loc.shown(folder.base_name, info.base_name)
             try:
-                img = Image.open(fsio.read_buffer(fs, info.path)).convert(mode)
+                img = Image.open(read_buffer(loc, info.path)).convert(mode)
             except Exception as e:
                 raise InputError(f"cannot decode image: {e}", path=shown) from e
             if img.size != (w, h):

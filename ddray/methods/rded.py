@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from ddray.errors import InputError
-from ddray.methods.pools import ClassPools, seeded_generator
+from ddray.engine.pools import ClassPools, seeded_generator
 from ddray.methods.registry import register_method
 from ddray.methods.types import DistilledSet, MethodParams, SynthContext
 from ddray.methods.validate import class_major_labels

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ddray.errors import InputError
 from ddray.methods.features import embed_all, random_net
-from ddray.methods.pools import ClassPools, seeded_generator
+from ddray.engine.pools import ClassPools, seeded_generator
 from ddray.methods.registry import register_method
 from ddray.methods.types import DistilledSet, MethodParams, NetParams, SynthContext
 from ddray.methods.validate import class_major_labels

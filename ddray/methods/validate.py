@@ -1,8 +1,9 @@
-"""Checks a distilled set from outside ddray (user files, plugins) against the real data.
+"""Turns a distilled set from outside ddray (user files, plugins) into a checked `DistilledSet`.
 
-A wrong shape or a NaN in a user's set would otherwise surface as a cryptic error deep in a
-training loop on a remote worker; here it becomes one InputError naming the file and what was
-expected, before anything trains.
+Foreign sets come as NumPy arrays, float class ids or without labels; here they become the
+canonical tensors (float32 images, class-major int64 or float32 logit labels) after the one
+training-set validator (`ddray.engine.validate`) has checked them, so a wrong shape or a NaN is
+one InputError naming the file and what was expected, before anything trains.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ddray.engine.validate import training_set_problems
 from ddray.errors import InputError
 from ddray.methods.types import DistilledSet
 
@@ -42,25 +44,27 @@ def as_distilled(out: Any, data: RealData, ipc: int, source: str) -> DistilledSe
 def check_set(
     images: Any, labels: Any, lr: Any, data: RealData, ipc: int, where: Mapping[str, str]
 ) -> DistilledSet:
-    """Validate and canonicalize (float32 images, int64/float32 labels, class-major order)."""
-    c, h, w = data.image_shape
-    k = data.num_classes
-    n_expected = ipc * k
-    expected = f"expected ({n_expected}, {c}, {h}, {w}) = (ipc·classes, C, H, W) for {data.name} at IPC {ipc}"
-    img = _tensor(images, where["images"], "images")
-    if img.ndim != 4 or tuple(img.shape[1:]) != (c, h, w) or img.shape[0] != n_expected:
-        raise InputError(f"images have shape {tuple(img.shape)}; {expected}", path=where["images"])
-    if not img.is_floating_point():
-        raise InputError(f"images have dtype {img.dtype}; expected floating point", path=where["images"])
-    img = img.float()
-    if not bool(torch.isfinite(img).all()):
-        bad = int((~torch.isfinite(img)).sum())
-        raise InputError(f"images contain {bad} non-finite values (NaN or inf)", path=where["images"])
-    lab = _labels(labels, img.shape[0], k, ipc, where["labels"])
-    if lab.ndim == 1:  # hard labels: reorder to the class-major contract (stable within a class)
+    """Validate and canonicalize (float32 images, int64/float32 labels, class-major order).
+
+    Foreign input is first made tensors (NumPy arrays, integer-valued float class ids, no
+    labels: class-major ones), then checked by the one training-set validator with the
+    distilled-set contract (`ipc` images of each class); every problem names its file.
+    """
+    img = _as_float32(_tensor(images, where["images"], "images"))
+    lab = None if labels is None else _class_ids(_as_float32(_tensor(labels, where["labels"], "labels")))
+    value, lr_problem = _lr(lr)
+    problems = [(where[part], message) for part, message in training_set_problems(img, lab, data, ipc)]
+    if lr_problem:
+        problems.append((where["lr"], lr_problem))
+    if problems:
+        raise InputError(problems)
+    if lab is None:
+        lab = class_major_labels(data.num_classes, ipc)
+    elif lab.ndim == 1:  # hard labels: reorder to the class-major contract (stable within a class)
+        lab = lab.long()
         order = torch.argsort(lab, stable=True)
         img, lab = img[order], lab[order]
-    return DistilledSet(img.contiguous(), lab.contiguous(), _lr(lr, where["lr"]))
+    return DistilledSet(img.contiguous(), lab.contiguous(), value)
 
 
 def _tensor(x: Any, path: str, what: str) -> Tensor:
@@ -73,39 +77,26 @@ def _tensor(x: Any, path: str, what: str) -> Tensor:
     raise InputError(f"{what} is a {type(x).__name__}; expected a tensor", path=path)
 
 
-def _labels(labels: Any, n: int, k: int, ipc: int, path: str) -> Tensor:
-    if labels is None:
-        return class_major_labels(k, ipc)
-    lab = _tensor(labels, path, "labels")
-    if lab.ndim == 1:
-        if lab.shape[0] != n:
-            raise InputError(f"labels have shape {tuple(lab.shape)}; expected ({n},) hard labels or ({n}, {k}) soft logits", path=path)
-        if lab.is_floating_point():
-            if not bool(torch.isfinite(lab).all()) or not bool((lab == lab.round()).all()):
-                raise InputError("hard labels must be integers", path=path)
-        lab = lab.long()
-        if int(lab.min()) < 0 or int(lab.max()) >= k:
-            raise InputError(f"labels range over [{int(lab.min())}, {int(lab.max())}]; expected class ids in [0, {k})", path=path)
-        counts = torch.bincount(lab, minlength=k)
-        if bool((counts != ipc).any()):
-            raise InputError(f"labels give {counts.tolist()} images per class; expected {ipc} for each of {k} classes", path=path)
-        return lab
-    if lab.ndim == 2:
-        if tuple(lab.shape) != (n, k):
-            raise InputError(f"soft labels have shape {tuple(lab.shape)}; expected ({n}, {k})", path=path)
-        if not lab.is_floating_point() or not bool(torch.isfinite(lab).all()):
-            raise InputError("soft labels must be finite floating-point logits", path=path)
-        return lab.float()
-    raise InputError(f"labels have shape {tuple(lab.shape)}; expected ({n},) hard labels or ({n}, {k}) soft logits", path=path)
+def _as_float32(t: Tensor) -> Tensor:
+    """Floating tensors as float32 (what training uses), before the finiteness check sees them."""
+    return t.float() if t.is_floating_point() else t
 
 
-def _lr(lr: Any, path: str) -> float | None:
+def _class_ids(lab: Tensor) -> Tensor:
+    """(N,) float labels holding whole numbers (e.g. saved by NumPy) as int64; anything else as is."""
+    if lab.ndim == 1 and lab.is_floating_point() and bool(torch.isfinite(lab).all()) and bool((lab == lab.round()).all()):
+        return lab.long()
+    return lab
+
+
+def _lr(lr: Any) -> tuple[float | None, str | None]:
+    """(the set's own learning rate, or None; the problem with it, or None)."""
     if lr is None:
-        return None
+        return None, None
     try:
         t = torch.as_tensor(lr.detach().cpu() if isinstance(lr, Tensor) else np.asarray(lr), dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise InputError(f"lr is not a number: {e}", path=path) from e
+        return None, f"lr is not a number: {e}"
     if t.numel() != 1 or not math.isfinite(float(t.reshape(()))) or float(t.reshape(())) <= 0:
-        raise InputError(f"lr must be one positive finite number; got shape {tuple(t.shape)}", path=path)
-    return float(t.reshape(()))
+        return None, f"lr must be one positive finite number; got shape {tuple(t.shape)}"
+    return float(t.reshape(())), None

@@ -10,7 +10,8 @@ from ddray.errors import InputError
 from ddray.report import metrics
 from ddray.report.aggregate import Settings, accuracy_table, cell_scores, per_seed, synth_table, tuning_table
 from ddray.report.frame import prepare_rows
-from ddray.report.rankings import add_intervals, kendall, rankings, seed_bootstrap
+from ddray.report.intervals import add_intervals
+from ddray.report.rankings import kendall, rankings, seed_bootstrap
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,9 @@ class Report:
     """All tables of one report; accuracies and scores are stored raw (fractions, score ∈ [0, 1]).
 
     - `scores`: per (track, method, dataset, ipc, arch): L, n_seeds, mean accuracies, HLR, IOR,
-      `lrs_mean/std/of_mean/lo/hi/n/reason`, the same for `ars`, `acc_syn_lo/hi`, synth_s.
+      `lrs_mean/std/of_mean/n/reason`, the same for `ars`, synth_s, and the intervals of the mean
+      over seeds of lrs, ars and acc_syn: seed bootstrap `<col>_lo/_hi` and Student t
+      `<col>_t_lo/_t_hi` (see report/intervals.py).
     - `per_seed`: the inputs and scores of every (cell, seed).
     - `accuracy`: mean ± std per (track, dataset, ipc, arch, method, arm, labels, aug); the
       random baseline (`method` "rdm") and full data (`method` "full", ipc null) as own rows.
@@ -81,7 +84,7 @@ def build_report(
     scores = cell_scores(ps, settings)
     if len(scores):
         boot = seed_bootstrap(ps, settings)
-        scores = add_intervals(scores, boot, settings)
+        scores = add_intervals(scores, ps, boot, settings)
         ranks, tau = rankings(scores, ps, boot, settings), kendall(scores, boot)
     else:
         ranks = pd.DataFrame(columns=["track", "method", "dataset", "ipc", "arch"])

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ddray.report.build import Report
+from ddray.report.intervals import MIN_SEEDS_T
 
 DASH = "—"
 LABEL_ORDER = {"hard": 0, "soft": 1, "hybrid": 2}
@@ -60,18 +61,26 @@ def _score_digits(report: Report) -> int:
     return 4 if report.settings.compat else 2
 
 
+def t_interval_text(lo: pd.Series, hi: pd.Series, mean: pd.Series, n: pd.Series, scale: float, digits: int = 2) -> pd.Series:
+    """'[lo, hi]'; 'n/a (1 seed)' where a mean exists but too few seeds do for an interval; '' without a mean."""
+    short = "n/a (" + n.astype(int).astype(str) + np.where(n == 1, " seed)", " seeds)")
+    text = interval(lo, hi, scale, digits)
+    return text.where(text != "", short.where(mean.notna() & (n < MIN_SEEDS_T), ""))
+
+
 def scores_table(report: Report, track: str) -> DisplayTable:
-    """Robust scores of one track: mean ± std over seeds, bootstrap CI, score of mean accuracies."""
+    """Robust scores of one track: mean ± std over seeds, its t-interval and seed bootstrap, score of mean accuracies."""
     s = report.scores[report.scores["track"] == track]
     r = report.rankings[report.rankings["track"] == track][["method", "dataset", "ipc", "arch", "rank_lrs"]]
     s = s.merge(r, on=["method", "dataset", "ipc", "arch"], how="left").sort_values(["dataset", "ipc", "arch", "rank_lrs", "method"])
-    sc, d = report.settings.score_scale, _score_digits(report)
+    sc, d, ci = report.settings.score_scale, _score_digits(report), f"{report.settings.ci:.0%}"
     out = pd.DataFrame({"dataset": s["dataset"], "ipc": _ipc(s["ipc"]), "arch": s["arch"], "method": s["method"],
                         "L": s["label_setting"], "seeds": s["n_seeds"].astype(str)})
     for key, name in (("lrs", "LRS"), ("ars", "ARS")):
         why = s[f"{key}_reason"].fillna("")
         out[name] = mean_std(s[f"{key}_mean"], s[f"{key}_std"], sc, d).where(s[f"{key}_mean"].notna(), why)
-        out[f"{name} 95% CI"] = interval(s[f"{key}_lo"], s[f"{key}_hi"], sc, d)
+        out[f"{name} {ci} t"] = t_interval_text(s[f"{key}_t_lo"], s[f"{key}_t_hi"], s[f"{key}_mean"], s[f"{key}_n"], sc, d)
+        out[f"{name} seed bootstrap"] = interval(s[f"{key}_lo"], s[f"{key}_hi"], sc, d)
         out[f"{name}(mean acc)"] = _num(s[f"{key}_of_mean"], sc, d)
     out["HLR %"], out["IOR %"] = _num(s["hlr"], 100, 2), _num(s["ior"], 100, 2)
     partial = [s[f"{k}_reason"].fillna("").where(s[f"{k}_mean"].notna(), "") for k in ("lrs", "ars")]
@@ -80,8 +89,11 @@ def scores_table(report: Report, track: str) -> DisplayTable:
     st = report.settings
     unit = "raw ddranking-0.2 numbers, percent inputs" if st.compat else "×100"
     title = f"Robust scores — track {track} (λ = {st.lam:g}, γ = {st.gamma:g}; scores: {unit})"
-    note = ("LRS/ARS: mean ± std of per-seed scores; 95% CI: seed bootstrap of that mean "
-            f"({st.n_boot} resamples, seed {st.seed}); (mean acc): score of the mean accuracies.")
+    note = (f"LRS/ARS: mean ± std of per-seed scores over the n seeds that scored; {ci} t: Student t-interval of "
+            f"that mean, mean ± t·std/√n with n − 1 degrees of freedom (n/a below {MIN_SEEDS_T} seeds); seed bootstrap: "
+            f"{(1 - st.ci) / 2:.1%}–{(1 + st.ci) / 2:.1%} percentiles of the mean over {st.n_boot} resamples of the seeds "
+            f"(seed {st.seed}), only C(2n−1, n) of them distinct (10 for n = 3): the spread of these seeds, too narrow "
+            "for a confidence interval at few seeds; (mean acc): score of the mean accuracies.")
     return DisplayTable(f"scores_{track}", title, out.reset_index(drop=True), note)
 
 
@@ -118,11 +130,14 @@ def rankings_table(report: Report, track: str) -> DisplayTable:
     out = pd.DataFrame({"dataset": r["dataset"], "ipc": _ipc(r["ipc"]), "arch": r["arch"], "method": r["method"]})
     for key, name, weight in (("lrs", "LRS", "lambda"), ("ars", "ARS", "gamma"), ("acc", "Acc", None)):
         out[f"{name} rank"] = _num(r[f"rank_{key}"], 1.0, 0)
-        out[f"{name} boot 95%"] = int_range(r[f"rank_{key}_lo"], r[f"rank_{key}_hi"])
+        out[f"{name} seed bootstrap"] = int_range(r[f"rank_{key}_lo"], r[f"rank_{key}_hi"])
         if weight:
             out[f"{name} over {'λ' if weight == 'lambda' else 'γ'}"] = int_range(r[f"rank_{key}_{weight}_min"], r[f"rank_{key}_{weight}_max"])
+    st = report.settings
     return DisplayTable(f"rankings_{track}", f"Rankings — track {track}", out.reset_index(drop=True),
-                        "boot 95%: 2.5–97.5 percentile of the rank over seed resamples; over λ/γ: min–max rank for weights in {0, .25, .5, .75, 1}.")
+                        f"seed bootstrap: {(1 - st.ci) / 2:.1%}–{(1 + st.ci) / 2:.1%} percentiles of the rank over "
+                        "resamples of the seeds (coarse at few seeds: 10 distinct resamples for 3 seeds); over λ/γ: "
+                        "min–max rank for weights in {0, .25, .5, .75, 1}.")
 
 
 def kendall_table(report: Report, track: str) -> DisplayTable:

@@ -27,15 +27,6 @@ def seed_bootstrap(ps: pd.DataFrame, settings: Settings) -> GroupedBootstrap:
     return grouped_bootstrap(ps, GROUP, "method", ["lrs", "ars", "acc_syn"], settings.n_boot, settings.seed)
 
 
-def add_intervals(scores: pd.DataFrame, boot: GroupedBootstrap, settings: Settings) -> pd.DataFrame:
-    """Bootstrap CI columns `<col>_lo`, `<col>_hi` for lrs, ars and acc_syn (the mean over seeds)."""
-    tail = (1.0 - settings.ci) / 2.0
-    ci = boot.slots[CELL].copy()
-    for col in ("lrs", "ars", "acc_syn"):
-        ci[f"{col}_lo"], ci[f"{col}_hi"] = nan_quantiles(boot.cell_values(col), (tail, 1 - tail), axis=1)
-    return scores.merge(ci, on=CELL, how="left")
-
-
 def _weight_sweep(ps: pd.DataFrame, boot: GroupedBootstrap, score: str, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
     """Min and max rank of each slot over the weight grid (λ for LRS, γ for ARS); NaN if unscored."""
     ranks = []

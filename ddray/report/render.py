@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ddray.errors import InputError
+from ddray.markdown import markdown_table
 from ddray.report.build import Report, build_report
 from ddray.report.display import DisplayTable, display_tables
 from ddray.report.explore import explore_data
@@ -39,7 +40,8 @@ def _as_report(report: Report | pd.DataFrame, build_kwargs: dict[str, Any]) -> R
 
 def _header(report: Report) -> list[str]:
     st = report.settings
-    lines = [f"λ = {st.lam:g}, γ = {st.gamma:g}, bootstrap {st.n_boot} resamples (seed {st.seed}), {st.ci:.0%} intervals"]
+    lines = [f"λ = {st.lam:g}, γ = {st.gamma:g}, {st.ci:.0%} intervals: Student t over seeds, and a seed bootstrap of "
+             f"{st.n_boot} resamples (seed {st.seed})"]
     if st.compat:
         lines.append(f"compat {st.compat}: percentages fed into the exponentials, as the package does; "
                      "scores are its raw numbers (≈ −0.1565 whenever e^α underflows), not comparable to ddray's.")
@@ -71,15 +73,9 @@ def render_table(report: Report, width: int = 220) -> str:
     return console.export_text()
 
 
-def _md_cell(v: object) -> str:
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(t: DisplayTable) -> str:
-    """One GitHub-flavoured Markdown table with its title and note."""
-    cols = [str(c) for c in t.frame.columns]
-    lines = [f"## {t.title}", "", "| " + " | ".join(map(_md_cell, cols)) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in t.frame.itertuples(index=False)]
+def markdown_section(t: DisplayTable) -> str:
+    """One display table as a Markdown section: its title, the table, its note."""
+    lines = [f"## {t.title}", "", markdown_table(t.frame.columns, t.frame.itertuples(index=False))]
     if t.note:
         lines += ["", f"_{t.note}_"]
     return "\n".join(lines) + "\n"
@@ -88,7 +84,7 @@ def markdown_table(t: DisplayTable) -> str:
 def render_md(report: Report) -> str:
     """The whole report as Markdown."""
     parts = ["# ddray benchmark report", ""] + [f"- {line}" for line in _header(report)] + [""]
-    parts += [markdown_table(t) for t in display_tables(report)] or ["no rows to report\n"]
+    parts += [markdown_section(t) for t in display_tables(report)] or ["no rows to report\n"]
     return "\n".join(parts)
 
 

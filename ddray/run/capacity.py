@@ -27,7 +27,7 @@ AUTOSCALING_STATUS_KEY = "__autoscaling_status"   # ray._private.ray_constants.D
 HEAD_RESOURCE = "node:__internal_head__"
 _READONLY_TYPE = re.compile(r"^node_[0-9a-f]{56}$")  # the read-only provider's names (no autoscaler)
 
-Resources = Mapping[str, float]
+Bundle = Mapping[str, float]  # one placement-group bundle, or a node's resources
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Capacity:
         """GPUs now, or a node type with GPUs the autoscaler can add."""
         return self.gpus_now > 0 or any(t and t.get("GPU", 0) > 0 for t in self.node_types or ())
 
-    def can_ever_fit(self, bundle: Resources) -> bool | None:
+    def can_ever_fit(self, bundle: Bundle) -> bool | None:
         """True/False when known; None when an autoscaler adds node types ddray cannot see."""
         if any(fits(bundle, n) for n in self.nodes):
             return True
@@ -71,7 +71,7 @@ class ClusterView:
     starting: int = 0                # nodes the autoscaler is launching
 
 
-def fits(bundle: Resources, node: Resources) -> bool:
+def fits(bundle: Bundle, node: Bundle) -> bool:
     """Whether one placement-group bundle fits one node's total resources."""
     return all(node.get(k, 0.0) >= v for k, v in bundle.items() if v > 0)
 
@@ -81,7 +81,7 @@ def trial_bundle(cpu: float, gpu: float) -> dict[str, float]:
     return {"CPU": float(cpu), **({"GPU": float(gpu)} if gpu else {})}
 
 
-def infeasible_messages(requests: Iterable[tuple[Resources, str]], cap: Capacity) -> list[str]:
+def infeasible_messages(requests: Iterable[tuple[Bundle, str]], cap: Capacity) -> list[str]:
     """One warning per distinct request that no node now or later can hold (`(bundle, label)` pairs)."""
     seen: dict[tuple, list[str]] = {}
     for bundle, label in requests:
@@ -112,7 +112,7 @@ def capacity_warnings(trials: Iterable[Any], gpus: Mapping[str, float], cap: Cap
     return out
 
 
-def _largest(nodes: list[Resources]) -> str:
+def _largest(nodes: list[Bundle]) -> str:
     if not nodes:
         return "no nodes"
     cpu = max(n.get("CPU", 0.0) for n in nodes)

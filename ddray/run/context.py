@@ -8,7 +8,6 @@ typed fields (`run.config.arm`), never config dicts, and return an `Outcome` tha
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import nn
 from ddray.data import RealData, load_dataset
 from ddray.engine.train import EpochCallback, TrainResult
 from ddray.store import Store, StoreCheckpointer
+from ddray.store.fs import atomic_write_local
 from ddray.trials import TeacherRef, Trial, TrialConfig
 
 
@@ -115,8 +115,5 @@ def teacher_file(store: Store, key: str) -> Path:
         blob = store.get_artifact("teachers", key, "weights.pt")
         if blob is None:
             raise RuntimeError(f"teacher {key} is not in the store; its full-data trial must run first")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        atomic_write_local(path, blob)
     return path

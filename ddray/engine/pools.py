@@ -1,8 +1,11 @@
-"""Per-class index tables, so class-balanced sampling is one vectorized draw for all classes.
+"""Per-class index tables of a label vector: the one class grouping behind every class-balanced draw.
 
 Classes have different sizes; a padded K×M index table with a validity mask lets every sampler
-(random subsets, DM's real batches, RDED's candidates) draw for all classes at once from one
-explicit generator, instead of looping over classes or samples.
+draw for all classes at once from one explicit CPU generator, instead of looping over classes or
+samples: the rdm arm's random subsets and the held-out validation split (`engine/arms.py`, from a
+table shuffled by one permutation of the split) and the methods' samplers (random selection,
+DM's real batches, RDED's candidates: random keys per row). Draws happen on the CPU, so the same
+seed picks the same images on every machine.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class ClassPools:
 
     @classmethod
     def of(cls, y: Tensor, num_classes: int) -> ClassPools:
+        """Row c: the indices of class c in train-split order (one stable sort, no per-class Python)."""
         y = y.cpu()
         counts = torch.bincount(y, minlength=num_classes)
         width = int(counts.max()) if counts.numel() else 0
@@ -35,6 +39,18 @@ class ClassPools:
         index[y[order], rank] = order
         valid[y[order], rank] = True
         return cls(index, valid, counts)
+
+    @classmethod
+    def shuffled(cls, y: Tensor, num_classes: int, generator: torch.Generator) -> ClassPools:
+        """Row c: the indices of class c in a random order, from one permutation of the whole split.
+
+        Why one permutation (not one per class): a draw is then the same whatever the number of
+        classes, and the first n of a row are a uniform sample of that class without replacement.
+        """
+        y = y.detach().cpu().long()
+        perm = torch.randperm(y.numel(), generator=generator)
+        pools = cls.of(y[perm], num_classes)
+        return cls(torch.where(pools.valid, perm[pools.index], 0), pools.valid, pools.counts)
 
     @property
     def smallest(self) -> int:
@@ -52,7 +68,7 @@ class ClassPools:
         return torch.gather(self.index, 1, cols)
 
     def members(self, c: int) -> Tensor:
-        """Train indices of class c, in train-split order."""
+        """Train indices of class c, in this table's order (train-split order for `of`)."""
         return self.index[c, : int(self.counts[c])]
 
 
