@@ -161,6 +161,31 @@ def test_a_different_recipe_is_refused_even_when_spec_yaml_is_deleted(template, 
     assert _cli("plan", str(write_spec(tmp_path / "grown.yaml", grown)), "--store", str(root)).exit_code == 0
 
 
+def test_rows_of_two_recipes_in_one_store_are_reported_apart_never_averaged(template, tmp_path):
+    """A store that came to hold one cell under two recipes (rows copied in, spec.yaml deleted) is
+    reported as two tracks, each with its own number, never as their mean."""
+    from ddray.report import build_report
+
+    other = copy.deepcopy(SPEC)
+    other["overrides"]["epochs"] = 2
+    _, summary = _run(other, str(tmp_path / "other"))
+    assert summary.exit_code == 0
+    root = _copy(template, tmp_path)
+    for p in (tmp_path / "other" / "rows").rglob("*.parquet"):
+        shutil.copy(p, root / "rows" / p.parent.name / p.name)
+    (root / "spec.yaml").unlink()
+
+    def rdm_of(uri: str) -> float:
+        rows = Store(uri).read_rows()
+        return float(rows.loc[(rows.stage == "eval") & (rows.arm == "rdm"), "top1"].iloc[0])
+
+    mixed = build_report(Store(str(root)).read_rows())
+    rdm = mixed.accuracy[mixed.accuracy["method"] == "rdm"].set_index("track")["acc_mean"]
+    assert dict(rdm) == {"fixed:epochs=3": rdm_of(str(template)), "fixed:epochs=2": rdm_of(str(tmp_path / "other"))}
+    assert any("reported apart" in w for w in mixed.warnings)
+    assert set(mixed.scores["track"]) == {"fixed:epochs=3", "fixed:epochs=2"}
+
+
 def test_status_and_report_work_without_spec_yaml(template, tmp_path):
     root = _copy(template, tmp_path)
     (root / "spec.yaml").unlink()

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ddray.report import metrics
+from ddray.report.variants import split_track
 
 CELL = ["track", "method", "dataset", "ipc", "arch"]
 GROUP = ["track", "dataset", "ipc", "arch"]
@@ -109,7 +110,7 @@ def _full_lookup(df: pd.DataFrame, base: pd.DataFrame) -> tuple[np.ndarray, np.n
     papered over with another seed's accuracy.
     """
     full = df[df["stage"] == "full"]
-    keys = ["dataset", "arch", "seed"]
+    keys = ["variant", "dataset", "arch", "seed"]   # the tuned track borrows the full arm of its recipe
     same = full.groupby(["track"] + keys).agg(acc=("acc", "mean"), div=("diverged", "any"))
     anyt = full.groupby(keys).agg(acc=("acc", "mean"), div=("diverged", "any"))
     a = same.reindex(pd.MultiIndex.from_frame(base[["track"] + keys]))
@@ -117,15 +118,16 @@ def _full_lookup(df: pd.DataFrame, base: pd.DataFrame) -> tuple[np.ndarray, np.n
     value = np.where(a["acc"].notna(), a["acc"], b["acc"]).astype(float)
     div = a["div"].fillna(False).to_numpy(bool) | b["div"].fillna(False).to_numpy(bool)
     present = a["div"].notna().to_numpy() | b["div"].notna().to_numpy()
-    pooled = full.groupby(keys[:2]).agg(acc=("acc", "mean"), seeds=("seed", lambda s: sorted(set(s))))
-    c = pooled.reindex(pd.MultiIndex.from_frame(base[keys[:2]]))
+    pooled = full.groupby(keys[:3]).agg(acc=("acc", "mean"), seeds=("seed", lambda s: sorted(set(s))),
+                                         pretrained=("protocol", lambda p: (p == "pretrained").all()))
+    c = pooled.reindex(pd.MultiIndex.from_frame(base[keys[:3]]))
     borrow = ~present & c["acc"].notna().to_numpy()
     value = np.where(borrow, c["acc"].to_numpy(float), value)
-    warnings = [
-        f"Acc(full, hard) for {d}/{a_}: seeds without their own full-data arm use the mean of seed(s) "
-        + ", ".join(str(s) for s in seeds)
-        for (d, a_), seeds in c.loc[borrow, "seeds"].groupby(level=[0, 1]).first().items()
-    ]
+    warnings = []
+    for (_, d, a_), row in pooled.loc[pooled.index.isin(c.index[borrow])].iterrows():  # one per (variant, dataset, arch)
+        source = ("the pretrained checkpoint evaluated on the test split (full.from_teacher)" if row["pretrained"] else
+                  "seeds without their own full-data arm use the mean of seed(s) " + ", ".join(str(s) for s in row["seeds"]))
+        warnings.append(f"Acc(full, hard) for {d}/{a_}: {source}")
     return value, _state(value, div, present | borrow), warnings
 
 
@@ -154,6 +156,7 @@ def per_seed(df: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, list[s
     sid, lab, paug = base["sid"].to_numpy(), base["label_setting"].to_numpy(object), base["primary_aug"].to_numpy(bool)
     hard = np.full(len(base), "hard", dtype=object)
     on, off = np.ones(len(base), bool), np.zeros(len(base), bool)
+    base["variant"] = split_track(base["track"])[1]
     base["acc_full"], st_full, w = _full_lookup(df, base)
     warnings += w
     base["acc_syn_hard"], st_sh = _lookup(agg, sid, hard, paug, syn=True)
@@ -180,7 +183,7 @@ def per_seed(df: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, list[s
         ["syn/" + ls + " aug on", "rdm/" + ls + " aug on", "syn/" + ls + " aug off", "rdm/" + ls + " aug off"],
         ["", "", "", ""],
     )
-    return base.drop(columns=["sid"]), warnings
+    return base.drop(columns=["sid", "variant"]), warnings
 
 
 def _cell_reason(ps: pd.DataFrame, score: str, g) -> pd.Series:
@@ -260,10 +263,12 @@ def synth_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def tuning_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Fixed vs tuned side by side per (method, dataset, ipc, arch), with the gain from tuning."""
-    if scores.empty or scores["track"].nunique() < 2:
+    base, variant = split_track(scores["track"])
+    if scores.empty or base.nunique() < 2:
         return pd.DataFrame(columns=["method", "dataset", "ipc", "arch"])
     cols = ["acc_syn", "lrs_mean", "ars_mean"]
-    wide = scores.set_index(CELL)[cols].unstack("track")
+    scores = scores.assign(variant=variant, track=base)
+    wide = scores.set_index(CELL + ["variant"])[cols].unstack("track")
     out = pd.DataFrame(index=wide.index)
     for col in cols:
         out[f"{col}_fixed"] = wide[(col, "fixed")] if (col, "fixed") in wide else np.nan

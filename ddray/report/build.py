@@ -46,7 +46,8 @@ class Report:
     @property
     def tracks(self) -> list[str]:
         """Tracks present, fixed first (scores of different tracks are never mixed)."""
-        return sorted(set(self.accuracy["track"]) if len(self.accuracy) else set(), key=lambda t: (t != "fixed", t))
+        return sorted(set(self.accuracy["track"]) if len(self.accuracy) else set(),
+                      key=lambda t: (not t.startswith("fixed"), t))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Named tables in report order (what csv/json/html write)."""
@@ -79,8 +80,9 @@ def build_report(
     if not 0.0 < ci < 1.0:
         raise InputError(f"must be in (0, 1), got {ci}", path="ci")
     settings = Settings(lam=float(lam), gamma=float(gamma), compat=compat, n_boot=int(n_boot), seed=int(seed), ci=float(ci))
-    df = prepare_rows(rows)
-    ps, warnings = per_seed(df, settings)
+    df, warnings = prepare_rows(rows)
+    ps, more = per_seed(df, settings)
+    warnings += more
     scores = cell_scores(ps, settings)
     if len(scores):
         boot = seed_bootstrap(ps, settings)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ddray.errors import InputError
+from ddray.report.variants import assign_variants, split_track
 from ddray.store.schema import COLUMNS, STAGES
 
 ARMS = ("syn", "rdm", "full")
@@ -19,8 +20,8 @@ FALLBACK_CELL = ("dataset", "ipc", "arch", "labels", "aug", "seed", "protocol_js
 """What a comparison cell covers when a row has no `cell` hash: everything but the arm and method."""
 
 KEEP = ("key", "stage", "track", "cell", "method", "dataset", "ipc", "arch", "arm", "labels", "aug", "seed", "protocol",
-        "protocol_json", "teacher", "status", "top1", "synth_s", "synth_device")
-"""The columns the report reads; the others (provenance, config JSON) are dropped early."""
+        "protocol_json", "teacher", "config_json", "status", "top1", "synth_s", "synth_device")
+"""The columns the report reads; the others (provenance) are dropped early."""
 
 
 def _bad_values(rows: pd.DataFrame, column: str, allowed: tuple[str, ...], where: pd.Series | None = None) -> list[str]:
@@ -29,9 +30,12 @@ def _bad_values(rows: pd.DataFrame, column: str, allowed: tuple[str, ...], where
     return [f"rows.{column}: unknown value '{b}'; known: {', '.join(allowed)}" for b in bad]
 
 
-def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Validated copy with `acc` (top1 of ok rows, NaN otherwise), `diverged`, plain dtypes and `jk`.
+def prepare_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Validated copy with `acc` (top1 of ok rows, NaN otherwise), `diverged`, plain dtypes and `jk`,
+    and the warnings of the preparation.
 
+    Rows measured under different recipes get different tracks (`report/variants.py`) and a
+    `variant` column (the part of the track after `:`, '' for a store of one recipe per cell).
     `jk` is the syn↔rdm join key: track + cell hash, or track + the fallback columns where a row
     has no cell. Raises InputError naming the column for missing columns, unknown stage/arm/track
     values, or accuracies outside [0, 1] (percentages).
@@ -61,8 +65,10 @@ def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
     # Null aug on an eval row means "the protocol's augmentation as configured", i.e. on.
     df["aug"] = df["aug"].astype(object).where(df["aug"].notna(), True).astype(bool)
     df.loc[df["stage"] == "full", "arm"] = "full"
+    df, warnings = assign_variants(df)
+    df["variant"] = split_track(df["track"])[1]
     df["jk"] = _join_key(df)
-    return df.drop(columns=["key", "cell", "protocol_json"])
+    return df.drop(columns=["key", "cell", "protocol_json", "config_json"]), warnings
 
 
 def _join_key(df: pd.DataFrame) -> np.ndarray:
