@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= runs/quickstart
 
-.PHONY: demo test install bench wheel cluster-local cluster-local-down clean
+.PHONY: demo test test-fast install bench wheel cluster-local cluster-local-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -x -q
+
+# Pure and engine tests, no Ray, no browser: the minutes-long loop while changing code.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -x -q -m "not ray and not browser and not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -130,7 +130,11 @@ class _Builder:
         if mref.kind in _NO_SYNTH_KINDS:
             return None
         teachers, deps = None, []
-        if self.spec.methods[method].needs_teacher:
+        trained = self.spec.methods[method].trained_arch
+        if trained is not None:  # features: trained: the full-data arm of that arch is the feature net
+            k = self.full(dataset, trained, self.spec.full_seed(seed), method)
+            teachers, deps = (TeacherRef(arch=trained, key=k),), [k]
+        elif self.spec.methods[method].needs_teacher:
             refs, tdeps = self.teachers(dataset, method)
             teachers, deps = tuple(refs[:1]), tdeps[:1]
         config = SynthConfig(dataset=_dataset_ref(self.spec, dataset), method=mref, ipc=ipc, seed=seed,

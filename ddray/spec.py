@@ -45,17 +45,27 @@ class MethodSpec(BaseModel):
     # decide per params), answered once by `ddray.spec_check.resolve_methods`, so the planner
     # stays pure and a plugin that fails to import is an error, never a silently dropped teacher.
     _needs_teacher: bool | None = PrivateAttr(None)
+    _trained_arch: str | None = PrivateAttr(None)    # features: trained -> the arch of its full-data weights
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
-    @property
-    def needs_teacher(self) -> bool:
+    def _resolved(self) -> None:
         if self._needs_teacher is None:
             raise RuntimeError("method requirements are not resolved: load the spec with "
                                "ddray.spec_check.load_spec, or call resolve_methods(spec) before planning")
-        return self._needs_teacher
+
+    @property
+    def needs_teacher(self) -> bool:
+        self._resolved()
+        return bool(self._needs_teacher)
+
+    @property
+    def trained_arch(self) -> str | None:
+        """The arch whose full-data arm this method looks through (`features: trained`)."""
+        self._resolved()
+        return self._trained_arch
 
     def resolved_kind(self, key: str) -> str:
         if self.files is not None:
@@ -271,6 +281,11 @@ class Spec(_Strict):
         """The spec's protocol for one student arch: preset ← overrides ← arch_overrides."""
         knobs = {**self.overrides, **self.arch_overrides.get(arch, {})}
         return resolve_protocol(self.protocol, knobs)
+
+    def full_seed(self, seed: int) -> int:
+        """The seed of the full-data arm a trial of `seed` uses: its own, else the first of `full.seeds`."""
+        seeds = self.full.seeds
+        return seed if seeds is None or seed in seeds else seeds[0]
 
     def pretrained_checkpoint(self, arch: str) -> str | None:
         """With `full.from_teacher`, the teacher checkpoint of student arch `arch` (None without one)."""

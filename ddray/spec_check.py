@@ -65,6 +65,7 @@ def method_problems(spec: Spec) -> list[str]:
             problems += validation_problems(e, entry.params_model, prefix=f"methods.{name}")
             continue
         m._needs_teacher = entry.requires_teacher(params)
+        m._trained_arch = entry.requires_trained(params)
     return problems
 
 

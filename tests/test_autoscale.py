@@ -31,6 +31,8 @@ from ddray.run.progress import ProgressCallback, change_line, cluster_text
 from ddray.store import Store
 from tests.conftest import REPO, planned, write_spec
 
+pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
+
 NODE_ID_VAR = b"RAY_OVERRIDE_NODE_ID_FOR_TESTING="  # the fake provider's node id, inherited by the node's processes
 QUARTER = {"cpu": 0.5, "gpu": 0.25}
 

@@ -24,6 +24,8 @@ DRIVER = r"""
 import json, os, sys, time
 import ray
 
+pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
+
 ray.init(address=sys.argv[1], log_to_driver=False)
 
 @ray.remote(num_cpus=0)

@@ -5,9 +5,13 @@ The same kill on a local folder is how `tests/test_quickstart.py` builds its sto
 
 from __future__ import annotations
 
+import pytest
+
 from ddray.store import Store
 from tests.conftest import REPO
 from tests.sigkill import clean_env, kill_then_resume
+
+pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
 
 # A real slice of the quickstart (same keys as the full run), with two methods: 12 trials in every
 # stage (full-data arm, teacher, syntheses, hard- and soft-label evaluations) are enough to kill

@@ -26,6 +26,8 @@ import torch
 from ddray.store import Store
 from tests.conftest import REPO, planned, write_spec
 
+pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
+
 EPOCHS = 40
 SPEC = {
     "name": "multinode",

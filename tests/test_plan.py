@@ -90,6 +90,20 @@ def test_scores_arms_and_cells():
     assert all(set(t.deps) & synth_keys for t in syn)
 
 
+def test_trained_features_look_through_the_full_data_arm_of_their_arch():
+    base = plan_of(TINY_SPEC)
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["methods"]["herding"] = {"features": "trained", "arch": "convnet-d2-w16"}
+    p = plan_of(spec)
+    synth = next(t for t in p.stage("synth") if t.config.method.name == "herding")
+    full = [t for t in p.stage("full") if t.config.arch == "convnet-d2-w16"]
+    assert len(full) == 1 and synth.deps == (full[0].key,)
+    assert synth.config.teachers[0].key == full[0].key and synth.config.teachers[0].arch == "convnet-d2-w16"
+    # nothing else moved: the other method's and the shared trials keep their keys
+    kept = {t.key for t in base.trials if "herding" not in t.methods or set(t.methods) > {"herding"}}
+    assert kept <= p.keys()
+
+
 def test_only_slices_keep_keys():
     spec = copy.deepcopy(TINY_SPEC)
     spec["ipc"] = [1, 2]

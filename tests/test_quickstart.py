@@ -20,6 +20,8 @@ from ddray.store import Store
 from tests.conftest import REPO
 from tests.sigkill import clean_env, kill_then_resume
 
+pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
+
 DDRAY = [sys.executable, "-m", "ddray.cli"]
 QUICKSTART = str(REPO / "specs/quickstart.yaml")
 SLICE = ["--only", "seed=0", "--only", "ipc=1"]

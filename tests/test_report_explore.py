@@ -20,6 +20,8 @@ from ddray.report.display import mean_std
 from ddray.report.explore import SEED_INPUTS, explore_data
 from ddray.report.synthetic import synthetic_rows
 
+pytestmark = pytest.mark.browser  # drives chromium: not in `make test-fast`
+
 ODD = 'r&d</script><b>"x"'
 """A method name that would break out of the page's <script> or attributes if not escaped."""
 KEY = ["track", "method", "dataset", "ipc", "arch"]

@@ -15,6 +15,8 @@ from ddray.spec_check import resolve_methods
 from ddray.store import Store
 from tests.conftest import REPO, TINY_SPEC
 
+pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def ray_local():

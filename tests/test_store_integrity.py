@@ -26,6 +26,8 @@ from ddray.store import Store
 from tests.conftest import REPO, TINY_SPEC, planned, write_spec
 from tests.sigkill import DDRAY, clean_env
 
+pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
+
 # Hard labels without augmentation: no teacher, five trials (2 syntheses, 2 syn and 1 rdm evaluation).
 SPEC = {**copy.deepcopy(TINY_SPEC), "name": "integrity",
         "arms": [{"arm": "syn", "labels": "hard", "aug": False}, {"arm": "rdm", "labels": "hard", "aug": False}]}

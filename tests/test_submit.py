@@ -36,6 +36,8 @@ from ddray.spec_check import resolve_methods
 from ddray.store import Store
 from tests.conftest import REPO, TINY_SPEC, write_spec
 
+pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
+
 pytest.importorskip("aiohttp", reason="ddray submit needs ray[default] (the Jobs SDK)")
 MARKER_VAR = "DDRAY_TEST_SUBMIT_HEAD"
 TEST_BIN = Path(sys.executable).parent

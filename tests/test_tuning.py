@@ -147,6 +147,7 @@ def test_validation_view_is_disjoint_and_rdm_draws_only_from_the_rest():
         assert set(x.flatten().tolist()) <= train
 
 
+@pytest.mark.slow
 def test_search_never_reads_the_test_split_then_tuned_rerun_tests_the_winner(tmp_path, monkeypatch):
     import ddray.run.execute as ex
     from ddray.data import load_dataset
@@ -196,6 +197,7 @@ def _rows(store: Store, stage: str) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.ray
 def test_sigkill_mid_search_resumes_without_redoing_search_and_reports_both_tracks(tmp_path):
     spec = tuned_spec()
     # hard labels, no augmentation: no teacher to train, so the test is about search and resume

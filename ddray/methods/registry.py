@@ -53,12 +53,13 @@ def register_method(
     description: str | None = None,
     teacher_if: Callable[[BaseModel], bool] | None = None,
     timed: bool = True,
+    trained_arch: Callable[[BaseModel], str | None] | None = None,
 ) -> Callable[[Callable[[SynthContext], DistilledSet]], Callable[[SynthContext], DistilledSet]]:
     """Register `fn(ctx) -> DistilledSet` under `name`; the docstring's first line describes it."""
 
     def wrap(fn: Callable[[SynthContext], DistilledSet]) -> Callable[[SynthContext], DistilledSet]:
         doc = description or (fn.__doc__ or "").strip().split("\n")[0]
-        methods.register(name, MethodEntry(name, params_model, needs_teacher, fn, doc, teacher_if, timed))
+        methods.register(name, MethodEntry(name, params_model, needs_teacher, fn, doc, teacher_if, timed, trained_arch))
         return fn
 
     return wrap

@@ -28,15 +28,21 @@ class RandomParams(MethodParams):
 
 
 class SelectionParams(NetParams):
-    features: Literal["random", "teacher"] = Field(
+    features: Literal["random", "trained", "teacher"] = Field(
         "random",
-        description="feature space: 'random' = embed() of a randomly initialized `arch` seeded by the seed; "
-        "'teacher' = the teacher's embed() (makes the planner train a teacher)",
+        description="feature space: 'random' = embed() of a randomly initialized `arch` seeded by the seed "
+        "(DM's and DD-Ranking's coreset baselines); 'trained' = embed() of `arch` trained on the full train "
+        "split, i.e. the full-data arm's weights, no extra training (the coreset papers: herding in iCaRL, "
+        "k-center in Sener & Savarese); 'teacher' = the spec's teacher's embed()",
     )
 
 
 def _uses_teacher(params: SelectionParams) -> bool:
     return getattr(params, "features", "random") == "teacher"
+
+
+def _trained_arch(params: SelectionParams) -> str | None:
+    return params.arch if getattr(params, "features", "random") == "trained" else None
 
 
 def _take(ctx: SynthContext, idx: Tensor) -> DistilledSet:
@@ -57,9 +63,10 @@ def synth_random(ctx: SynthContext) -> DistilledSet:
 def train_features(ctx: SynthContext) -> Tensor:
     """Embeddings of the whole train split in the feature space the params ask for."""
     params: SelectionParams = ctx.params  # type: ignore[assignment]
-    if params.features == "teacher":
+    if params.features in ("teacher", "trained"):  # the planner hands the trained weights in as the teacher
         if ctx.teacher is None:
-            raise InputError("features 'teacher' needs a teacher (set `teachers` in the spec)", path="features")
+            raise InputError(f"features '{params.features}' needs a teacher network (set `teachers` in the spec)",
+                             path="features")
         net = ctx.teacher.to(ctx.device)
     else:
         net = random_net(params.arch, ctx.data, ctx.seed, ctx.device)
@@ -106,13 +113,13 @@ def _select(ctx: SynthContext, pick) -> DistilledSet:
     return _take(ctx, torch.stack(rows))
 
 
-@register_method("herding", SelectionParams, teacher_if=_uses_teacher)
+@register_method("herding", SelectionParams, teacher_if=_uses_teacher, trained_arch=_trained_arch)
 def synth_herding(ctx: SynthContext) -> DistilledSet:
     """Herding: real images whose running feature mean tracks the class mean (Welling 2009)."""
     return _select(ctx, herd)
 
 
-@register_method("kcenter", SelectionParams, teacher_if=_uses_teacher)
+@register_method("kcenter", SelectionParams, teacher_if=_uses_teacher, trained_arch=_trained_arch)
 def synth_kcenter(ctx: SynthContext) -> DistilledSet:
     """K-center: real images covering each class in feature space, farthest-first (Sener & Savarese 2018)."""
     return _select(ctx, kcenter)

@@ -97,6 +97,14 @@ class MethodEntry:
     teacher_if: Callable[[BaseModel], bool] | None = None
     # False for loaders of sets made elsewhere: their load time is no time-to-synthesize.
     timed: bool = True
+    # Methods that look through the *trained* weights of an arch (herding/kcenter with
+    # `features: trained`) name that arch, per params: the planner then makes its full-data arm
+    # (stored once, shared with Acc(full)) a dependency and hands its weights in as the teacher.
+    trained_arch: Callable[[BaseModel], str | None] | None = None
+
+    def requires_trained(self, params: BaseModel | None = None) -> str | None:
+        """The arch whose full-data weights this method needs with these params, or None."""
+        return self.trained_arch(params) if self.trained_arch and params is not None else None
 
     def requires_teacher(self, params: BaseModel | None = None) -> bool:
         """Whether a teacher must be trained for this method with these params."""

@@ -144,8 +144,8 @@ def expected_work(trial: Trial) -> tuple[int, float]:
     return 2, -float(c.epochs) * float(c.ipc)
 
 
-def _tune(searcher, todo: list[Trial], env: dict[str, Any], max_failures: int, callbacks: list, stopper,
-          tune_dir: str, name: str, verbose: bool) -> None:
+def _tune(searcher, todo: list[Trial], env: dict[str, Any], owner: str, max_failures: int, callbacks: list,
+          stopper, tune_dir: str, name: str, verbose: bool) -> None:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -160,7 +160,7 @@ def _tune(searcher, todo: list[Trial], env: dict[str, Any], max_failures: int, c
 
     tuner = tune.Tuner(
         tune.with_resources(run_trial, resources),
-        param_space={"env": env},
+        param_space={"env": env, "owner": owner},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo), reuse_actors=True,
                                     trial_name_creator=lambda t: t.config["trial"]["key"],
                                     trial_dirname_creator=lambda t: t.config["trial"]["key"]),
@@ -210,7 +210,7 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     from ddray.run.control import Interrupt, RunStopper
     from ddray.run.progress import ProgressCallback
     from ddray.run.searcher import DependencySearcher
-    from ddray.store.leases import Leases
+    from ddray.store.leases import Leases, new_owner
 
     # An autoscaling cluster may have no GPU *now*: 'auto' looks at the node types it can add too.
     capacity = read_capacity()
@@ -222,18 +222,19 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     queue = ReadyQueue(todo, stored, expected_work)
     configs = {t.key: {**t.to_dict(), "gpu": gpus[t.key]} for t in todo}
     os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if verbose else "0"  # one line per failure instead (bar)
+    owner = new_owner()  # this run's id: the leases its workers take carry it
     with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress,
                           cluster_view=None if address is None else read_view,
-                          describe=lambda key: _last_error(store, key)) as bar, Leases(store) as leases:
+                          describe=lambda key: _last_error(store, key)) as bar:
         _check_capacity(todo, gpus, capacity, bar)
-        searcher = DependencySearcher(queue, configs, lambda t: store.has_row(t.stage, t.key), leases)
+        searcher = DependencySearcher(queue, configs, lambda t: store.has_row(t.stage, t.key), Leases(store, owner))
         with Interrupt(searcher.interrupt) as interrupt:
             stopper = RunStopper(interrupt.event, bar.starved, max_wait_s)
             tune_dir = tempfile.mkdtemp(prefix="ddray-tune-")
             try:
                 bar.set_stage("+".join(sorted({t.stage for t in todo}, key=STAGES.index)), len(todo))
                 mf = spec.runtime.max_failures if max_failures is None else max_failures
-                _tune(searcher, todo, env, mf, [bar], stopper, tune_dir, spec.name, verbose)
+                _tune(searcher, todo, env, owner, mf, [bar], stopper, tune_dir, spec.name, verbose)
             finally:
                 shutil.rmtree(tune_dir, ignore_errors=True)
     _summarize(summary, store, queue, searcher, todo, interrupted=interrupt.is_set,

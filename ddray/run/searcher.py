@@ -20,10 +20,10 @@ class DependencySearcher(Searcher):
     """Tune's view of a ReadyQueue: `suggest` hands out ready trials, completions release dependants.
 
     A completion counts only when the trial's row is stored (`is_stored`): Tune also "completes"
-    pending trials it stops at shutdown, and those must not release their dependants. A trial is
-    handed out only under this driver's lease (`leases`); one another driver holds waits aside
-    until its row appears (then it counts as stored by that driver) or the lease goes stale.
-    After `interrupt()` nothing new is handed out and stopped trials count as not run.
+    pending trials it stops at shutdown, and those must not release their dependants. A trial
+    whose worker found it leased by another driver (`store/leases.py`) waits aside until its row
+    appears (then it counts as stored by that driver) or the lease goes stale (then it is handed
+    out again). After `interrupt()` nothing new is handed out and stopped trials count as not run.
     """
 
     def __init__(self, queue: ReadyQueue, configs: dict[str, dict[str, Any]], is_stored: Callable[[Trial], bool],
@@ -45,12 +45,11 @@ class DependencySearcher(Searcher):
         if self.interrupted.is_set():
             return Searcher.FINISHED
         self._recheck_elsewhere()
-        while (trial := self.queue.pop()) is not None:
-            if self.leases is None or self.leases.claim(trial.key):
-                self.keys[trial_id] = trial.key
-                return {"trial": self.configs[trial.key]}
-            self.elsewhere[trial.key] = trial  # stays in flight in the queue until resolved
-        return Searcher.FINISHED if self.queue.finished else None
+        trial = self.queue.pop()
+        if trial is None:
+            return Searcher.FINISHED if self.queue.finished and not self.elsewhere else None
+        self.keys[trial_id] = trial.key
+        return {"trial": self.configs[trial.key]}
 
     def _recheck_elsewhere(self, now: float | None = None) -> None:
         """Keys held by another driver: stored now (release dependants), or free again (hand out)."""
@@ -77,8 +76,9 @@ class DependencySearcher(Searcher):
             return
         if result and result.get("wrote"):
             self.written.add(key)
-        if self.leases is not None:
-            self.leases.release(key)
+        if result and result.get("elsewhere") and not error:  # another driver trains it: wait for its row
+            self.elsewhere[key] = self.queue.trial(key)
+            return
         if not error and self.is_stored(self.queue.trial(key)):
             self.queue.complete(key)
         elif self.interrupted.is_set() and not error:

@@ -21,6 +21,7 @@ from ddray.errors import InputError
 from ddray.run.context import WorkerEnv
 from ddray.run.execute import execute
 from ddray.store import Store, StoreCheckpointer
+from ddray.store.leases import Leases
 from ddray.trials import Trial
 
 
@@ -79,10 +80,13 @@ def _both(*callbacks):
 
 
 def run_trial(config: dict[str, Any]) -> None:
-    """Run one planned trial (`{"trial": Trial.to_dict(), "env": WorkerEnv fields}`) and store its row.
+    """Run one planned trial and store its row; `config` is `{"trial": Trial.to_dict(), "env": WorkerEnv
+    fields, "owner": the driver's run id}`.
 
     A deterministic input error (a bad file, a class too small for the IPC) is stored and reported
     as a failed trial without raising, so Tune does not retry it: the same input fails the same way.
+    The trial trains under its lease (`store/leases.py`): when another driver's worker holds it,
+    this one reports `elsewhere` and its driver waits for that row.
     """
     trial, env = Trial.from_dict(config["trial"]), WorkerEnv(**config["env"])
     torch.set_num_threads(max(1, int(trial.cpu)))
@@ -90,6 +94,14 @@ def run_trial(config: dict[str, Any]) -> None:
     if store.has_row(trial.stage, trial.key):  # a duplicate launch (e.g. after a lost driver)
         tune.report({"stored": 1, "top1": -1.0})
         return
+    with Leases(store, owner=config["owner"]).holding(trial.key) as held:
+        if not held:  # another driver's worker trains it now: its driver waits for the row instead
+            tune.report({"stored": 0, "elsewhere": 1, "top1": -1.0})
+            return
+        _train_and_store(trial, env, store)
+
+
+def _train_and_store(trial: Trial, env: WorkerEnv, store: Store) -> None:
     device = trial_device(float(trial.gpu or 0))
     if device.type == "cpu":  # every stage, synthesis included, reuses its freed activations
         keep_freed_memory()

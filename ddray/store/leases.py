@@ -1,15 +1,17 @@
 """Leases: one driver trains a trial at a time, even when two `ddray run` share a store.
 
 Why: two drivers of one spec on one store would each see the same keys missing and train them
-twice (first writer wins, so the store stays right, but the compute is wasted). A driver claims a
-key before it launches the trial by creating `leases/<key>.json` exclusively, refreshes a
-heartbeat in it while the trial runs, and deletes it when the trial ends. Another driver that
-finds a live lease skips the key and waits for its row (or for the lease to go stale); see
-docs/reliability.md.
+twice (first writer wins, so the store stays right, but the compute is wasted). The worker that
+is about to train a trial claims its key by creating `leases/<key>.json` exclusively (owner: its
+driver's run id), refreshes a heartbeat in it while the trial runs, and deletes it when the trial
+ends. A worker of another driver that finds a live lease does not train; its driver waits for the
+row (or for the lease to go stale) and meanwhile runs other trials; see docs/reliability.md.
+Claiming at the start of training, not when a trial is queued, lets each driver queue as many
+trials as the autoscaler should see without holding them back from the other.
 
-A lease is stale when its heartbeat is older than `ttl_s` (the holder crashed on another
-machine), or at once when its holder is a process on this machine that no longer exists (a
-killed driver: a rerun right after a kill must not wait a minute per trial).
+A lease is stale when its heartbeat is older than `ttl_s` (the holder's node is gone), or at
+once when its holder is a process on this machine that no longer exists (a killed run: a rerun
+right after a kill must not wait a minute per trial).
 
 Creation is atomic on local folders (link(2) fails if the name exists). pyarrow's object-store
 filesystems have no conditional create, so there a claim is written, then read back after a
@@ -25,7 +27,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from ddray.store.fs import delete_file, read_bytes, write_bytes
@@ -60,16 +63,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class Leases:
-    """The leases of one driver on one store: claim, refresh in the background, release."""
+def new_owner() -> str:
+    """A driver's run id: every lease its workers take carries it."""
+    return uuid.uuid4().hex[:12]
 
-    def __init__(self, store: Store, ttl_s: float = TTL_S, heartbeat_s: float = HEARTBEAT_S):
+
+class Leases:
+    """Leases on one store on behalf of one driver (`owner`): claim, refresh in the background, release."""
+
+    def __init__(self, store: Store, owner: str | None = None, ttl_s: float = TTL_S, heartbeat_s: float = HEARTBEAT_S):
         self.store, self.ttl_s, self.heartbeat_s = store, ttl_s, heartbeat_s
-        self.owner = uuid.uuid4().hex[:12]
+        self.owner = owner or new_owner()
         self.held: set[str] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _path(self, key: str) -> str:
         return self.store.path("leases", f"{key}.json")
@@ -95,11 +101,14 @@ class Leases:
             return None
 
     def claim(self, key: str) -> bool:
-        """Take the lease on `key`; False when another driver holds a live one."""
+        """Take the lease on `key`; False when another driver holds a live one.
+
+        A lease of this driver's (a retry of the trial, perhaps on another node) is taken over.
+        """
         path = self._path(key)
         if write_bytes(self.store.loc, path, self._mine(key), exclusive=True):
             won = self._settled(key)
-        elif self.holder(key) is None:  # stale or unreadable: replace it, then make sure we hold it
+        elif self.holder(key) is None:  # ours, stale or unreadable: replace it, then make sure we hold it
             delete_file(self.store.loc, path)
             won = write_bytes(self.store.loc, path, self._mine(key), exclusive=True) and self._settled(key)
         else:
@@ -132,19 +141,26 @@ class Leases:
         for key in keys:
             write_bytes(self.store.loc, self._path(key), self._mine(key))
 
-    def __enter__(self) -> Leases:
+    @contextmanager
+    def holding(self, key: str) -> Iterator[bool]:
+        """Claim `key` for the block, refreshing its heartbeat meanwhile; yields whether it was claimed."""
+        if not self.claim(key):
+            yield False
+            return
+        stop = threading.Event()
+
         def beat() -> None:
-            while not self._stop.wait(self.heartbeat_s):
+            while not stop.wait(self.heartbeat_s):
                 try:
-                    self.refresh()
+                    self.refresh([key])
                 except OSError:  # a store hiccup: the next beat tries again, the TTL allows several misses
                     continue
 
-        self._thread = threading.Thread(target=beat, name="ddray-leases", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for key in list(self.held):
+        thread = threading.Thread(target=beat, name=f"ddray-lease-{key}", daemon=True)
+        thread.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            thread.join(timeout=5)
             self.release(key)
