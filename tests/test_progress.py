@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-from types import SimpleNamespace
 
+from ray.tune.experiment import Trial
 from rich.console import Console
 
 from ddray.run.progress import ProgressCallback
@@ -27,9 +27,17 @@ def test_epoch_reports_are_rate_limited_and_say_how_far():
     assert nothing == []                                  # a synthesis has no epochs to report
 
 
+def _trial(trial_id: str) -> Trial:
+    """A real Tune trial object as the callbacks get it (`stub`: its trainable is not looked up)."""
+    return Trial("ddray_trial", trial_id=trial_id, stub=True,
+                 config={"trial": {"key": f"key-{trial_id}", "label": f"random/digits/s{trial_id}"}})
+
+
 def test_bar_counts_running_epochs_as_fractions_of_a_trial():
-    bar = ProgressCallback(total=4, done=1, console=Console(file=io.StringIO()), cluster_view=None)
-    a, b = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
+    out = io.StringIO()
+    bar = ProgressCallback(total=4, done=1, console=Console(file=out), cluster_view=None,
+                           describe=lambda key: f"RuntimeError: {key} broke")
+    a, b = _trial("a"), _trial("b")
     for t in (a, b):
         bar.on_trial_start(0, [], t)
     bar.on_trial_result(0, [], a, {"stored": 0, "epoch": 250, "epochs": 1000})
@@ -39,3 +47,4 @@ def test_bar_counts_running_epochs_as_fractions_of_a_trial():
     bar.on_trial_complete(0, [], a)
     bar.on_trial_error(0, [], b)
     assert bar.progress.tasks[0].completed == 2 and bar.partial == {}
+    assert "failed random/digits/sb (key-b): RuntimeError: key-b broke" in out.getvalue()   # one line per failure
