@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ddray.errors import InputError, did_you_mean
@@ -293,21 +292,13 @@ def smoke(spec: Spec) -> Spec:
 
 
 def load_spec_text(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """Read and parse a spec file: (text, data). Unreadable YAML is an InputError with its line."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise InputError(f"cannot read spec: {e.strerror}", path=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise InputError(f"not valid YAML{where}: {problem}", path=str(p)) from None
+    """Read and parse a spec file: (text, data). Strict YAML (`ddray.yaml_strict`): duplicate keys,
+    tags, alias bombs, deep nesting, non-UTF-8 or oversized files are InputErrors naming the file."""
+    from ddray.yaml_strict import read_yaml_file
+
+    text, data = read_yaml_file(path)
     if not isinstance(data, dict):
-        raise InputError("a spec must be a YAML mapping (name: ..., datasets: ..., methods: ...)", path=str(p))
+        raise InputError("a spec must be a YAML mapping (name: ..., datasets: ..., methods: ...)", path=str(path))
     return text, data
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from ddray.cli import app
@@ -116,3 +118,86 @@ def test_schema_has_descriptions():
     schema = json.loads(result.output)
     assert schema["properties"]["ipc"]["description"]
     assert "lambda" in json.dumps(schema)
+
+
+# ---------------------------------------------------------------------------- hostile input
+# Inputs that used to pass `validate` and then fail, hang or print a traceback: each is now one
+# `field: message` (or `file: message`) line and exit 2, in well under a second.
+
+
+def _validate(tmp_path, text: str, *args: str) -> str:
+    p = tmp_path / "s.yaml"
+    p.write_text(text) if isinstance(text, str) else p.write_bytes(text)
+    t0 = time.monotonic()
+    result = runner.invoke(app, [*(args or ("validate",)), str(p)])
+    assert time.monotonic() - t0 < 10
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def _tiny_text(**changes) -> str:
+    return yaml.safe_dump({**copy.deepcopy(TINY_SPEC), **changes}, sort_keys=False)
+
+
+def test_duplicate_key_names_the_key_and_both_lines(tmp_path):
+    text = _tiny_text() + "ipc: [10]\n"
+    first, again = [i + 1 for i, line in enumerate(text.splitlines()) if line.startswith("ipc:")]
+    out = _validate(tmp_path, text)
+    assert "s.yaml" in out and f"duplicate key 'ipc' (lines {first} and {again})" in out
+    nested = _validate(tmp_path, "name: x\ndatasets:\n  digits: {}\n  digits: {}\n")
+    assert "duplicate key 'digits' (lines 3 and 4)" in nested
+
+
+def test_merge_keys_and_small_aliases_still_load(tmp_path):
+    from ddray.yaml_strict import load
+
+    assert load("a: &x {k: 1}\nb:\n  <<: *x\n  k: 2\nc: *x\n") == {"a": {"k": 1}, "b": {"k": 2}, "c": {"k": 1}}
+    text = _tiny_text().replace("overrides:\n", "overrides: &knobs\n").replace("full:\n  epochs: 1\n", "full:\n  <<: *knobs\n  epochs: 1\n")
+    assert "<<: *knobs" in text
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    assert load_spec(p).full.overrides == {"epochs": 1, "batch_size": 16}
+
+
+@pytest.mark.parametrize("value, tag", [("!!binary aGVsbG8=", "!!binary"), ("!!set {a: null}", "!!set"),
+                                        ("!thing x", "!thing"), ("!!str 1", "!!str")])
+def test_yaml_tags_are_refused(tmp_path, value, tag):
+    out = _validate(tmp_path, _tiny_text().replace("name: tiny", f"name: {value}"))
+    assert f"the tag {tag} is not allowed" in out and "line 1" in out
+
+
+def test_non_utf8_and_binary_files_name_the_file(tmp_path):
+    latin1 = _tiny_text().replace("name: tiny", "name: caf\u00e9").encode("latin-1")
+    out = _validate(tmp_path, latin1)
+    assert "s.yaml: is not UTF-8 text: byte 0xe9 on line 1" in out
+    out = _validate(tmp_path, bytes(range(256)) * 4)
+    assert "s.yaml: " in out
+
+
+def test_deep_nesting_is_refused(tmp_path):
+    out = _validate(tmp_path, "name: x\nipc: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "s.yaml: not valid YAML (line 2" in out and "nested more than" in out
+
+
+def test_oversized_file_is_refused(tmp_path):
+    out = _validate(tmp_path, _tiny_text() + "# padding\n" * 40_000)
+    assert "s.yaml: is 4" in out and "at most" in out
+
+
+_BOMB = "[" + ", ".join(["x"] * 9) + "]"
+
+
+def _bomb(levels: int = 9) -> str:
+    """A 'billion laughs' mapping: level i holds nine aliases of level i-1 (9**levels values)."""
+    lines = [f"l0: &a0 {_BOMB}"] + [f"l{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_alias_bomb_in_plugin_params_is_refused_at_load(tmp_path, command):
+    params = "\n".join("    " + line for line in _bomb().splitlines())
+    text = _tiny_text().replace("  herding: {}\n", f"  plug:\n    kind: tests.plugin_methods:boom\n{params}\n")
+    assert "plug:" in text
+    out = _validate(tmp_path, text, command)
+    assert "s.yaml: not valid YAML" in out and "expands to more than 100,000 values" in out

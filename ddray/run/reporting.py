@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
 from ddray.errors import InputError
 from ddray.spec import parse_spec
 from ddray.store import Store
+from ddray.yaml_strict import parse_yaml
 
 
 def _console():
@@ -29,7 +29,7 @@ def report_store(uri: str, *, fmt: str = "table", out_dir: Path | None = None, l
     text = store.stored_spec()
     if text is None:
         raise InputError(f"no ddray store at '{uri}' (no spec.yaml)", path="store")
-    scores = parse_spec(yaml.safe_load(text)).scores
+    scores = parse_spec(parse_yaml(text, f"{uri}: spec.yaml")).scores
     lam = scores.lambda_ if lam is None else lam
     gamma = scores.gamma if gamma is None else gamma
     compat = (None if scores.compat == "none" else scores.compat) if compat is None else (None if compat == "none" else compat)

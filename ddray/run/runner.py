@@ -67,10 +67,10 @@ def check_store_compat(store: Store, spec_text: str, plan: Plan) -> None:
     old_text = store.stored_spec()
     if old_text is None or old_text == spec_text:
         return
-    import yaml
+    from ddray.yaml_strict import load
 
     try:
-        old = parse_spec(yaml.safe_load(old_text))
+        old = parse_spec(load(old_text))
     except Exception:  # noqa: BLE001 — a stored spec from another ddray version: judge by keys alone
         return
     old_keys, new_keys = make_plan(old).keys(), plan.keys()

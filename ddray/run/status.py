@@ -12,12 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 
 from ddray.errors import InputError
 from ddray.plan import STAGES, Trial, make_plan
 from ddray.spec import parse_spec
 from ddray.store import Store
+from ddray.yaml_strict import parse_yaml
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def store_status(uri: str, by_method: bool = False) -> StoreStatus:
     text = store.stored_spec()
     if text is None:
         raise InputError(f"no ddray store at '{uri}' (no spec.yaml): run `ddray run SPEC --store {uri}` first", path="store")
-    spec = parse_spec(yaml.safe_load(text))
+    spec = parse_spec(parse_yaml(text, f"{uri}: spec.yaml"))
     plan = make_plan(spec)
     done = store.done_keys()
     errors = store.errors_of()
