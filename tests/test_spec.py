@@ -167,6 +167,48 @@ def test_yaml_tags_are_refused(tmp_path, value, tag):
     assert f"the tag {tag} is not allowed" in out and "line 1" in out
 
 
+@pytest.mark.parametrize("changes, where", [
+    ({"ipc": [True]}, "ipc: item 0: true is a boolean"),
+    ({"seeds": [0, False]}, "seeds: item 1: false is a boolean"),
+    ({"overrides": {"epochs": True}}, "overrides.epochs: true is a boolean"),
+    ({"full": {"epochs": True}}, "full.epochs: true is a boolean"),
+    ({"methods": {"dm": {"iterations": True}}}, "methods.dm.iterations: true is a boolean"),
+    ({"resources": {"default": {"cpu": True}}}, "resources.default.cpu: true is a boolean"),
+    ({"teachers": {"arch": "convnet-d1-w16", "seed": True}}, "teachers.seed: true is a boolean"),
+    ({"scores": {"lambda": True}}, "scores.lambda: true is a boolean"),
+])
+def test_booleans_are_not_numbers(tmp_path, changes, where):
+    assert where in _validate(tmp_path, _tiny_text(**changes))
+
+
+@pytest.mark.parametrize("changes, where", [
+    ({"overrides": {"lr": float("inf")}}, "overrides.lr: inf is not a finite number"),
+    ({"overrides": {"lr": [0.1, float("nan")]}}, "overrides.lr: item 1: nan is not a finite number"),
+    ({"overrides": {"lr": "1e999"}}, "overrides.lr: inf is not a finite number"),
+    ({"overrides": {"augment": {"cutmix": float("inf")}}}, "overrides.augment.cutmix: inf is not a finite"),
+    ({"full": {"lr": float("-inf")}}, "full.lr: "),
+    ({"methods": {"dm": {"lr_img": float("inf")}}}, "methods.dm.lr_img: inf is not a finite number"),
+    ({"resources": {"default": {"cpu": float("inf")}}}, "resources.default.cpu: inf is not a finite number"),
+])
+def test_float_knobs_must_be_finite(tmp_path, changes, where):
+    assert where in _validate(tmp_path, _tiny_text(**changes))
+
+
+@pytest.mark.parametrize("changes, where", [
+    ({"seeds": [99999999999999999999999]}, "seeds: seed 99999999999999999999999 is out of range"),
+    ({"seeds": [-1]}, "seeds: seed -1 is out of range"),
+    ({"full": {"epochs": 1, "seeds": [2**32]}}, "full.seeds: seed 4294967296 is out of range"),
+    ({"teachers": {"arch": "convnet-d1-w16", "seed": 2**40}}, "teachers.seed: "),
+])
+def test_seeds_are_bounded(tmp_path, changes, where):
+    assert where in _validate(tmp_path, _tiny_text(**changes))
+
+
+def test_digits_takes_no_root(tmp_path):
+    out = _validate(tmp_path, _tiny_text(datasets={"digits": {"root": "/nonexistent"}}))
+    assert "datasets.digits.root: the 'digits' loader takes no root" in out
+
+
 def test_non_utf8_and_binary_files_name_the_file(tmp_path):
     latin1 = _tiny_text().replace("name: tiny", "name: caf\u00e9").encode("latin-1")
     out = _validate(tmp_path, latin1)
@@ -183,6 +225,12 @@ def test_deep_nesting_is_refused(tmp_path):
 def test_oversized_file_is_refused(tmp_path):
     out = _validate(tmp_path, _tiny_text() + "# padding\n" * 40_000)
     assert "s.yaml: is 4" in out and "at most" in out
+
+
+def test_names_are_bounded(tmp_path):
+    assert "name: 5000 characters; at most 100" in _validate(tmp_path, _tiny_text(name="a" * 5000))
+    out = _validate(tmp_path, _tiny_text(methods={"m" * 5000: {"kind": "random"}}))
+    assert "methods: the name 'mmmm" in out and "5000 characters; at most 100" in out
 
 
 _BOMB = "[" + ", ".join(["x"] * 9) + "]"

@@ -16,6 +16,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
+from ddray.plain_numbers import PlainNumbers
+
 if TYPE_CHECKING:
     from ddray.data import RealData
 
@@ -50,7 +52,7 @@ class SynthContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
-class MethodParams(BaseModel):
+class MethodParams(PlainNumbers):
     """Base of every built-in method's params: unknown keys are errors, every field described."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
