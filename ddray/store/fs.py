@@ -2,14 +2,21 @@
 
 Everything the store writes goes through these helpers so the same code is atomic on a local
 disk (temp file + rename) and on an object store (one PUT: an object appears whole or not at all).
+
+Opening a remote store makes its first call (region lookup, one HEAD) in a worker thread with a
+deadline: pyarrow's S3 and GCS clients retry unreachable or unauthorized endpoints for minutes
+inside native code, deaf to Ctrl-C, so a typo in a bucket name would otherwise hang `ddray plan`.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow.fs as pafs
 
@@ -30,15 +37,77 @@ class Location:
         return "/".join([self.root.rstrip("/"), *[p.strip("/") for p in parts]])
 
 
-def open_location(uri: str) -> Location:
-    """Resolve a store URI; a plain path is a local folder (created on first write)."""
+SCHEMES = ("file", "s3", "gs", "gcs")  # gcs:// is pyarrow's other name for gs://
+TIMEOUT_ENV = "DDRAY_STORE_TIMEOUT"
+DEFAULT_TIMEOUT_S = 30.0
+T = TypeVar("T")
+
+
+def open_location(uri: str, timeout_s: float | None = None) -> Location:
+    """Resolve a store URI; a plain path is a local folder (created on first write).
+
+    A remote store must answer one metadata call within `timeout_s` (default: $DDRAY_STORE_TIMEOUT,
+    else 30 s); a missing store is fine (created on first write), an unreachable or refused one
+    is an InputError naming the URI and pyarrow's reason.
+    """
     if "://" not in uri:
         return Location(pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve()), uri)
-    try:
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme not in SCHEMES:
+        raise InputError(f"cannot open store '{uri}': unsupported scheme '{scheme}://'; a store is a local folder "
+                         "or a file://, s3:// or gs:// URI", path="store")
+
+    def connect() -> Location:
         fs, path = pafs.FileSystem.from_uri(uri)
-    except (pafs.ArrowInvalid, ValueError, OSError) as e:  # type: ignore[attr-defined]
-        raise InputError(f"cannot open store '{uri}': {e}", path="store") from None
-    return Location(fs, path.rstrip("/"), uri)
+        fs.get_file_info(path)  # the first round trip: credentials, region, endpoint
+        return Location(fs, path.rstrip("/"), uri)
+
+    try:
+        return within(connect, store_timeout() if timeout_s is None else timeout_s)
+    except TimeoutError as e:
+        raise InputError(f"cannot open store '{uri}': {e} (is the endpoint reachable? set {TIMEOUT_ENV} to wait longer)",
+                         path="store") from None
+    except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"cannot open store '{uri}': {_first_line(e)}", path="store") from None
+
+
+def store_timeout() -> float:
+    """Seconds a remote store gets to answer its first call ($DDRAY_STORE_TIMEOUT, default 30)."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        return float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise InputError(f"must be a number of seconds, not '{raw}'", path=TIMEOUT_ENV) from None
+
+
+def within(fn: Callable[[], T], timeout_s: float) -> T:
+    """fn() in a daemon thread: its result or exception, or TimeoutError after `timeout_s`.
+
+    A call stuck in native code cannot be cancelled; the daemon thread is abandoned and never
+    keeps the process alive. Waiting on it stays interruptible by Ctrl-C.
+    """
+    out: list = []
+
+    def run() -> None:
+        try:
+            out.append((True, fn()))
+        except BaseException as e:  # noqa: BLE001 — handed to the caller's thread as is
+            out.append((False, e))
+
+    worker = threading.Thread(target=run, name="ddray-store-open", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not out:
+        raise TimeoutError(f"no answer within {timeout_s:g} s")
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def write_bytes(loc: Location, path: str, data: bytes, exclusive: bool = False) -> bool:
