@@ -249,3 +249,48 @@ def test_alias_bomb_in_plugin_params_is_refused_at_load(tmp_path, command):
     assert "plug:" in text
     out = _validate(tmp_path, text, command)
     assert "s.yaml: not valid YAML" in out and "expands to more than 100,000 values" in out
+
+
+def test_sre2l_without_batchnorm_teacher_is_reported_by_validate(tmp_path):
+    out = _validate(tmp_path, _tiny_text(methods={"sre2l": {"iterations": 1}}))
+    assert "methods.sre2l: sre2l needs a BatchNorm teacher" in out and "'convnet-d1-w16' has none" in out
+    ok = copy.deepcopy(TINY_SPEC)
+    ok.update(methods={"sre2l": {"iterations": 1}}, teachers={"arch": "convnet-d3-bn"})
+    load_spec(write_spec(tmp_path / "ok.yaml", ok))
+
+
+def test_method_params_are_checked_against_the_data(tmp_path):
+    out = _validate(tmp_path, _tiny_text(methods={"rded": {"factor": 3}, "dm": {"arch": "convnet-d4"}}))
+    assert "methods.rded.factor: factor 3 does not divide the 8×8 images of digits (dataset 'digits')" in out
+    assert "methods.dm.arch: arch 'convnet-d4': depth 4 pools a 8×8 image below 1×1" in out
+    out = _validate(tmp_path, _tiny_text(ipc=[10], methods={"rded": {"factor": 2, "mipc": 5, "num_crop": 1}}))
+    assert "methods.rded.num_crop: needs 40 patches per class" in out
+
+
+def test_a_bad_arch_is_reported_once(tmp_path):
+    spec = copy.deepcopy(TINY_SPEC)
+    spec.pop("teachers")
+    spec.update(archs=["resnett18"], resources={"resnet18": {"cpu": 1}})
+    out = _validate(tmp_path, yaml.safe_dump(spec))
+    assert out.count("resnett18'") == 1 and "resources." not in out
+
+
+def test_files_sets_are_read_at_validation(tmp_path):
+    import torch
+
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["methods"] = {"mine": {"files": str(tmp_path / "sets" / "ipc{ipc}")}}
+    folder = tmp_path / "sets" / "ipc1"
+    folder.mkdir(parents=True)
+    torch.save(torch.full((10, 1, 8, 8), float("nan")), folder / "images.pt")
+    out = _validate(tmp_path, yaml.safe_dump(spec))
+    assert "methods.mine.files: " in out and "images.pt: images contain 640 non-finite values" in out
+    torch.save(torch.zeros(10, 3, 8, 8), folder / "images.pt")
+    assert "images have shape (10, 3, 8, 8); expected (10, 1, 8, 8)" in _validate(tmp_path, yaml.safe_dump(spec))
+    torch.save(torch.zeros(10, 1, 8, 8), folder / "images.pt")
+    torch.save(torch.tensor(float("nan")), folder / "lr.pt")
+    assert "lr.pt: lr must be one positive finite number; got nan" in _validate(tmp_path, yaml.safe_dump(spec))
+    spec["methods"]["mine"]["normalized"] = False
+    torch.save(torch.full((10, 1, 8, 8), 255.0), folder / "images.pt")
+    (folder / "lr.pt").unlink()
+    assert "pixel values in [0, 1]; found [255, 255]" in _validate(tmp_path, yaml.safe_dump(spec))

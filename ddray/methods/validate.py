@@ -19,7 +19,7 @@ from ddray.errors import InputError
 from ddray.methods.types import DistilledSet
 
 if TYPE_CHECKING:
-    from ddray.data import RealData
+    from ddray.data import DatasetMeta, RealData
 
 
 def class_major_labels(num_classes: int, ipc: int, device: torch.device | str = "cpu") -> Tensor:
@@ -40,9 +40,11 @@ def as_distilled(out: Any, data: RealData, ipc: int, source: str) -> DistilledSe
 
 
 def check_set(
-    images: Any, labels: Any, lr: Any, data: RealData, ipc: int, where: Mapping[str, str]
+    images: Any, labels: Any, lr: Any, data: RealData | DatasetMeta, ipc: int, where: Mapping[str, str]
 ) -> DistilledSet:
-    """Validate and canonicalize (float32 images, int64/float32 labels, class-major order)."""
+    """Validate and canonicalize (float32 images, int64/float32 labels, class-major order).
+
+    Only the data's name, shape and class count are read, so a DatasetMeta does for validation."""
     c, h, w = data.image_shape
     k = data.num_classes
     n_expected = ipc * k
@@ -106,6 +108,9 @@ def _lr(lr: Any, path: str) -> float | None:
         t = torch.as_tensor(lr.detach().cpu() if isinstance(lr, Tensor) else np.asarray(lr), dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as e:
         raise InputError(f"lr is not a number: {e}", path=path) from e
-    if t.numel() != 1 or not math.isfinite(float(t.reshape(()))) or float(t.reshape(())) <= 0:
+    if t.numel() != 1:
         raise InputError(f"lr must be one positive finite number; got shape {tuple(t.shape)}", path=path)
-    return float(t.reshape(()))
+    value = float(t.reshape(()))
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"lr must be one positive finite number; got {value:g}", path=path)
+    return value
