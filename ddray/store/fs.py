@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,7 +85,9 @@ def within(fn: Callable[[], T], timeout_s: float) -> T:
     """fn() in a daemon thread: its result or exception, or TimeoutError after `timeout_s`.
 
     A call stuck in native code cannot be cancelled; the daemon thread is abandoned and never
-    keeps the process alive. Waiting on it stays interruptible by Ctrl-C.
+    keeps the process alive. The wait is short joins in a loop: should SIGINT land on one of the
+    native client's threads, it would not wake a long join, but Python raises the pending
+    KeyboardInterrupt in the main thread as soon as a short join returns.
     """
     out: list = []
 
@@ -96,7 +99,9 @@ def within(fn: Callable[[], T], timeout_s: float) -> T:
 
     worker = threading.Thread(target=run, name="ddray-store-open", daemon=True)
     worker.start()
-    worker.join(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while worker.is_alive() and time.monotonic() < deadline:
+        worker.join(min(0.1, max(0.0, deadline - time.monotonic())))
     if not out:
         raise TimeoutError(f"no answer within {timeout_s:g} s")
     ok, value = out[0]
