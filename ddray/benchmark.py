@@ -15,21 +15,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import yaml
-
 from ddray.errors import InputError
 from ddray.plan import Plan, make_plan, merge_plans
 from ddray.spec import Spec, parse_spec
 from ddray.spec_check import resolve_methods
 from ddray.store import Store
 from ddray.trials import Trial, identity, parse_config
+from ddray.yaml_strict import parse_yaml
 
 
 def _spec_of(text: str, where: str) -> Spec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InputError(f"{where} is not valid YAML: {e}", path="store") from None
+    data = parse_yaml(text, where)
     if not isinstance(data, dict):
         raise InputError(f"{where} is not a spec (a YAML mapping)", path="store")
     return resolve_methods(parse_spec(data))

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ddray.errors import unknown
+from ddray.plain_numbers import PlainNumbers
 
 LabelSetting = Literal["hard", "soft", "hybrid"]
 DSA_OPS = ("scale", "rotate", "flip", "color", "crop", "cutout")
 
 
-class Augment(BaseModel):
+class Augment(PlainNumbers):
     """Batched, on-device augmentation applied to every training batch when the arm's aug is on."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -47,7 +48,7 @@ class Augment(BaseModel):
         return bool(self.dsa or self.rrc or self.flip or self.cutmix or self.mixup or self.patch_shuffle)
 
 
-class Protocol(BaseModel):
+class Protocol(PlainNumbers):
     """One fully specified post-evaluation recipe."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

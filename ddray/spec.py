@@ -12,16 +12,32 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ddray.errors import InputError, did_you_mean
+from ddray.plain_numbers import PlainNumbers
 from ddray.protocols import PRESETS, LabelSetting, Protocol, full_recipe, resolve_protocol
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_NAME = 100  # names become folder names (Ray Tune's experiment dir): file systems cap a name at 255 bytes
+SEED_MAX = 2**32 - 1  # numpy's seed range; torch takes 64 bits, and ddray adds stream offsets to seeds
 
 
-class _Strict(BaseModel):
+def _seed_range(seeds: list[int]) -> list[int]:
+    bad = [s for s in seeds if not 0 <= s <= SEED_MAX]
+    if bad:
+        raise ValueError(f"seed {bad[0]} is out of range: seeds are integers from 0 to {SEED_MAX} (2**32 - 1)")
+    return seeds
+
+
+def _short_names(names: dict[str, Any]) -> dict[str, Any]:
+    long = [n for n in names if len(n) > MAX_NAME]
+    if long:
+        raise ValueError(f"the name '{long[0][:40]}...' has {len(long[0])} characters; at most {MAX_NAME}")
+    return names
+
+
+class _Strict(PlainNumbers):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
@@ -80,6 +96,11 @@ class TeacherSpec(_Strict):
     checkpoint: str | None = Field(None, description="state-dict file to load instead of training (loaded with weights_only=True)")
     seed: int = Field(0, description="seed of the teacher's full-data training")
 
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        return _seed_range([v])[0]
+
 
 class Resources(_Strict):
     """Ray resources of one trial; fractional GPUs pack several trials on one GPU."""
@@ -113,6 +134,11 @@ class FullSpec(_Strict):
     seeds: list[int] | None = Field(None, description="seeds of the full-data arm; default: the spec's seeds. Seeds without one use the mean Acc(full, hard) of those that have one (one is enough for a first look)")
     from_teacher: bool = Field(False, description="take Acc(full, hard) of each student arch from the teacher checkpoint of that arch, evaluated once on the test split, instead of training the full-data arm (ImageNet: the pretrained torchvision weights; 90 epochs of ImageNet are not retrained)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="knobs over the per-dataset full recipe (epochs, batch_size, lr, ...)")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        return v if v is None else _seed_range(v)
 
     @model_validator(mode="before")
     @classmethod
@@ -175,6 +201,11 @@ class TuningSpec(_Strict):
     val_seed: int = Field(0, description="seed of the validation split")
     seed: int = Field(0, description="seed of the random draws")
     max_epochs: int | None = Field(None, ge=1, description="cap on searched epochs (searching epochs without a cap always picks the longest)")
+
+    @field_validator("seed", "val_seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        return _seed_range([v])[0]
 
     @field_validator("space", mode="before")
     @classmethod
@@ -245,7 +276,14 @@ class Spec(_Strict):
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError("use letters, digits, '.', '_' and '-' only")
+        if len(v) > MAX_NAME:
+            raise ValueError(f"{len(v)} characters; at most {MAX_NAME}")
         return v
+
+    @field_validator("datasets", "methods")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _short_names(v)
 
     @field_validator("ipc")
     @classmethod
@@ -262,7 +300,7 @@ class Spec(_Strict):
         dup = sorted({s for s in v if v.count(s) > 1})
         if dup:
             raise ValueError(f"duplicate seeds: {dup}")
-        return v
+        return _seed_range(v)
 
     @field_validator("archs")
     @classmethod
@@ -324,21 +362,13 @@ def smoke(spec: Spec) -> Spec:
 
 
 def load_spec_text(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """Read and parse a spec file: (text, data). Unreadable YAML is an InputError with its line."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise InputError(f"cannot read spec: {e.strerror}", path=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise InputError(f"not valid YAML{where}: {problem}", path=str(p)) from None
+    """Read and parse a spec file: (text, data). Strict YAML (`ddray.yaml_strict`): duplicate keys,
+    tags, alias bombs, deep nesting, non-UTF-8 or oversized files are InputErrors naming the file."""
+    from ddray.yaml_strict import read_yaml_file
+
+    text, data = read_yaml_file(path)
     if not isinstance(data, dict):
-        raise InputError("a spec must be a YAML mapping (name: ..., datasets: ..., methods: ...)", path=str(p))
+        raise InputError("a spec must be a YAML mapping (name: ..., datasets: ..., methods: ...)", path=str(path))
     return text, data
 
 

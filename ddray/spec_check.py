@@ -9,12 +9,16 @@ must know from the registries (which methods need a teacher), so planning stays 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from ddray.errors import InputError, did_you_mean
 from ddray.protocols import PRESETS, Protocol
 from ddray.spec import Spec, load_spec_text, parse_spec, validation_problems
+
+if TYPE_CHECKING:
+    from ddray.data import DatasetMeta
 
 
 def _check_protocols(spec: Spec, problems: list[str]) -> None:
@@ -88,26 +92,48 @@ def load_spec(path: str | Path, check: bool = True) -> Spec:
     return spec
 
 
-def _check_methods(spec: Spec, problems: list[str]) -> None:
+def _check_params(spec: Spec, name: str, m, metas: dict[str, DatasetMeta], problems: list[str]) -> None:
+    """A resolved method's params against each dataset's shape and the teacher (`MethodParams.check`)."""
+    from ddray.methods import get_method
+    from ddray.methods.types import CheckContext, MethodParams
+
+    entry = get_method(m.resolved_kind(name))
+    params = entry.params(m.params)
+    if not isinstance(params, MethodParams):  # plugins' free-form params: nothing to check here
+        return
+    teacher = spec.teacher_list[0].arch if m.needs_teacher else None
+    for ds, meta in metas.items():
+        for field, msg in params.check(CheckContext(meta, tuple(spec.ipc), teacher)):
+            problems.append(f"methods.{name}{'.' + field if field else ''}: {msg} (dataset '{ds}')")
+
+
+def _check_methods(spec: Spec, metas: dict[str, DatasetMeta], problems: list[str]) -> None:
     problems += method_problems(spec)
     for name, m in spec.methods.items():
         kind = m.resolved_kind(name)
         if kind == "files":
-            from ddray.methods.files import FilesParams
+            from ddray.methods.files import FilesParams, read_files
 
             try:
-                FilesParams.model_validate({"files": m.files, **m.params})
+                files = FilesParams.model_validate({"files": m.files, **m.params})
             except ValidationError as e:
                 problems += validation_problems(e, FilesParams, prefix=f"methods.{name}")
                 continue
-            if "://" in m.files:  # type: ignore[operator]  # object stores are checked when read
+            if "://" in files.files:  # object stores are checked when read
                 continue
             for ds in spec.datasets:
                 for ipc in spec.ipc:
-                    path = Path(m.files.format(dataset=ds, ipc=ipc))  # type: ignore[union-attr]
+                    path = Path(files.files.format(dataset=ds, ipc=ipc))
                     if not path.exists():
                         problems.append(f"methods.{name}.files: {path} does not exist (dataset {ds}, ipc {ipc})")
+                    elif ds in metas:  # each set once, now: a NaN must not wait for the teacher
+                        try:
+                            read_files(str(path), metas[ds], ipc, files.normalized)
+                        except InputError as e:
+                            problems += [f"methods.{name}.files: {p}" for p in e.problems]
             continue
+        if m._needs_teacher is not None:  # resolved: check its params against each dataset and the teacher
+            _check_params(spec, name, m, metas, problems)
         if spec.method_labels(name) == "hybrid" and len(spec.teacher_list) < 2:
             problems.append(f"methods.{name}.labels: hybrid labels need at least two teachers")
 
@@ -161,17 +187,22 @@ def check_spec(spec: Spec) -> None:
     from ddray.models import validate_arch
 
     problems: list[str] = []
+    metas: dict[str, DatasetMeta] = {}
+    bad_archs: set[str] = set()  # each reported once, where the user wrote it
     for i, arch in enumerate(spec.archs):
         try:
             validate_arch(arch)
         except (InputError, ValueError) as e:
             problems.append(f"archs.{i}: {e}")
+            bad_archs.add(arch)
     for i, t in enumerate(spec.teacher_list):
         where = f"teachers.{i}" if isinstance(spec.teachers, list) else "teachers"
         try:
-            validate_arch(t.arch)
+            if spec.teachers is not None or t.arch not in bad_archs:  # the default teacher is archs[0]
+                validate_arch(t.arch)
         except (InputError, ValueError) as e:
             problems.append(f"{where}.arch: {e}")
+            bad_archs.add(t.arch)
         if t.checkpoint and not Path(t.checkpoint).is_file():
             problems.append(f"{where}.checkpoint: {t.checkpoint} is not a file")
     for name, ds in spec.datasets.items():
@@ -183,10 +214,12 @@ def check_spec(spec: Spec) -> None:
         except (ValueError, KeyError) as e:
             problems.append(f"datasets.{name}: {e}")
             continue
+        metas[name] = meta
         smallest = min(meta.class_counts)
         for i, arch in enumerate(spec.archs):
             try:  # a ConvNet too deep for this image size fails here, not mid-benchmark
-                validate_arch(arch, image_size=meta.image_shape[1])
+                if arch not in bad_archs:
+                    validate_arch(arch, image_size=meta.image_shape[1])
             except (InputError, ValueError) as e:
                 problems.append(f"archs.{i}: {e} (dataset '{name}')")
         for j, ipc in enumerate(spec.ipc):
@@ -196,8 +229,9 @@ def check_spec(spec: Spec) -> None:
         problems.append(f"protocol: unknown preset '{spec.protocol}'{did_you_mean(spec.protocol, PRESETS)}; known: {', '.join(PRESETS)}")
     else:
         _check_protocols(spec, problems)
-    _check_methods(spec, problems)
-    _check_resources(spec, problems)
+    _check_methods(spec, metas, problems)
+    if not bad_archs:  # a misspelled arch would also make its resources entry look unknown
+        _check_resources(spec, problems)
     _check_full(spec, problems)
     _check_tuning(spec, problems)
     if problems:

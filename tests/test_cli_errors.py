@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
 from typer.testing import CliRunner
 
 from ddray.cli import app
-from tests.conftest import TINY_SPEC, write_spec
+from ddray.store.fs import within
+from tests.conftest import REPO, TINY_SPEC, write_spec
 
 runner = CliRunner()
 
@@ -34,20 +44,66 @@ def test_no_store_exit_2(tmp_path):
 
 
 def test_different_benchmark_in_same_store_refused(tmp_path):
+    """A store whose rows measure this spec's trials another way (here: 9 instead of 3 epochs) refuses
+    it before any work, judged from the rows (one real row, trained here in a second, no Ray)."""
     import copy
 
+    import torch
+
+    from ddray.run.context import WorkerEnv
+    from ddray.run.execute import execute
+    from ddray.store import Store
+    from tests.conftest import planned
+
     store = tmp_path / "st"
-    store.mkdir()
     other = copy.deepcopy(TINY_SPEC)
     other["name"] = "other"
     other["overrides"] = {"epochs": 9, "batch_size": 16}
-    (store / "spec.yaml").write_text(__import__("yaml").safe_dump(other))
-    spec = write_spec(tmp_path / "s.yaml", TINY_SPEC)
+    other["arms"] = [{"arm": "rdm", "labels": "hard"}]
+    (rdm,) = planned(other).stage("eval")
+    Store(str(store)).write_row(execute(rdm, WorkerEnv(store=str(store)), torch.device("cpu")))
+    spec = write_spec(tmp_path / "s.yaml", {**TINY_SPEC, "arms": [{"arm": "rdm", "labels": "hard"}]})
     result = runner.invoke(app, ["run", str(spec), "--store", str(store)])
-    assert result.exit_code == 2 and "differ" in result.output
+    assert result.exit_code == 2 and "already holds these trials computed another way" in " ".join(result.output.split())
+    assert rdm.label in " ".join(result.output.split())
 
 
 def test_bad_only_exit_2(tmp_path):
     spec = write_spec(tmp_path / "s.yaml", TINY_SPEC)
     result = runner.invoke(app, ["plan", str(spec), "--only", "colour=red"])
     assert result.exit_code == 2 and "--only" in result.output
+
+
+def test_unsupported_store_scheme_names_the_supported_ones(tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", TINY_SPEC)
+    result = runner.invoke(app, ["plan", str(spec), "--store", "ftp://host/x"])
+    assert result.exit_code == 2, result.output
+    assert "unsupported scheme 'ftp://'" in result.output and "file://, s3:// or gs://" in result.output
+
+
+def test_unreachable_gs_store_gives_up_in_bounded_time(tmp_path):
+    """GCS retries an unreachable endpoint for minutes inside native code; the store's first call
+    has a deadline. Everything points at a closed local port (the metadata server too), so no
+    real host is contacted."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    uri = f"gs://nonexistent-bucket/x?endpoint_override=127.0.0.1:{closed}&scheme=http"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
+    env.update(GCE_METADATA_ROOT=f"127.0.0.1:{closed}", DDRAY_STORE_TIMEOUT="2", PYTHONPATH=str(REPO))
+    spec = write_spec(tmp_path / "s.yaml", TINY_SPEC)
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "ddray.cli", "plan", str(spec), "--store", uri],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert time.monotonic() - t0 < 30  # interpreter start + imports + the 2 s deadline; it used to hang for minutes
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot open store '{uri}': no answer within 2 s" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_waiting_on_a_store_stops_on_ctrl_c():
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        within(lambda: time.sleep(30), 30)
+    assert time.monotonic() - t0 < 5

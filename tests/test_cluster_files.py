@@ -62,6 +62,13 @@ def test_every_cluster_file_validates_offline(path: Path):
 
 
 # ---- launcher YAMLs ----------------------------------------------------------------------------
+def test_duplicate_keys_in_a_cluster_file_are_reported(tmp_path: Path):
+    """Read strictly like specs: a second `max_workers:` would otherwise silently win."""
+    bad = _broken(tmp_path, "aws.yaml", "    max_workers: 8", "    max_workers: 8\n    max_workers: 2")
+    problems = validate_cluster_file(bad)
+    assert len(problems) == 1 and "duplicate key 'max_workers'" in problems[0] and problems[0].startswith(f"{bad}: ")
+
+
 def test_launcher_typo_names_the_field_and_suggests(tmp_path: Path):
     bad = _broken(tmp_path, "aws.yaml", "    min_workers: 0\n    max_workers: 8", "    min_wokers: 0\n    max_workers: 8")
     problems = validate_cluster_file(bad)

@@ -204,3 +204,26 @@ def test_load_without_meta_is_an_interrupted_save(tmp_path):
     _write_pt(tmp_path, images=torch.zeros(1, 1, 8, 8), labels=torch.zeros(1, dtype=torch.long))
     with pytest.raises(InputError, match="meta.json"):
         load_distilled(None, str(tmp_path))
+
+
+@pytest.mark.parametrize("lr, says", [(float("nan"), "got nan"), (-1.0, "got -1"), (0.0, "got 0"),
+                                      (float("inf"), "got inf"), ([0.1, 0.2], r"got shape \(2,\)")])
+def test_bad_lr_says_what_it_is(tmp_path, digits, lr, says):
+    images, _ = _set(digits)
+    _write_pt(tmp_path, images=images, lr=torch.tensor(lr))
+    with pytest.raises(InputError, match=r"lr\.pt: lr must be one positive finite number; " + says):
+        load_files(str(tmp_path), digits, IPC)
+
+
+def test_sets_are_checked_against_the_dataset_meta_alone(tmp_path, digits):
+    """Spec validation reads each set with the dataset's meta (no pixels loaded): same checks."""
+    from ddray.methods.files import read_files
+
+    meta = digits.meta()
+    unit = torch.rand(IPC * 10, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    _write_pt(tmp_path, images=unit)
+    ds, pixels = read_files(str(tmp_path), meta, IPC, normalized=False)
+    assert pixels and torch.equal(ds.images, unit)  # normalizing needs the real data's mean/std: left to load_files
+    _write_pt(tmp_path, images=torch.full((IPC * 10, 1, 8, 8), float("nan")))
+    with pytest.raises(InputError, match="non-finite"):
+        read_files(str(tmp_path), meta, IPC)

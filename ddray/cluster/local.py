@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from ddray.errors import InputError
+from ddray.yaml_strict import read_yaml_file
 
 # The fake provider gives the head this id and numbers worker ids after it.
 FAKE_HEAD_NODE_ID = "f" * 51 + "00000"
@@ -294,7 +295,7 @@ def _load_config(config: str | os.PathLike[str] | dict[str, Any] | None,
         path = Path(config)
         if not path.exists():
             raise InputError(f"no such file: {path}", path="config")
-        cfg = yaml.safe_load(path.read_text())
+        _, cfg = read_yaml_file(path)
     if not isinstance(cfg, dict) or (cfg.get("provider") or {}).get("type") != "fake_multinode":
         raise InputError("provider.type: the local cluster needs 'fake_multinode'", path=str(config))
     return cfg

@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from ddray.errors import InputError
+from ddray.yaml_strict import load
 
 # Ray's JobStatus values, as strings (kept free of a Ray import for the pure part).
 RESUBMIT = frozenset({"FAILED", "STOPPED"})
@@ -45,7 +46,7 @@ def run_fingerprint(spec_text: str, store: str | None = None, extra_args: Sequen
 def spec_slug(spec_text: str, fallback: str) -> str:
     """The spec's `name` (or the file stem) made safe for a submission id."""
     try:
-        data = yaml.safe_load(spec_text)
+        data = load(spec_text)
     except yaml.YAMLError:
         data = None
     name = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else fallback

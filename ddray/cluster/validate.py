@@ -32,6 +32,7 @@ import jsonschema
 import yaml
 
 from ddray.errors import did_you_mean
+from ddray.yaml_strict import load_all
 
 KUBERAY_KINDS = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}
 CRD_ENV = "DDRAY_KUBERAY_CRDS"
@@ -60,7 +61,7 @@ def check_cluster_file(path: str | os.PathLike[str],
     name = str(path)
     out = ClusterCheck()
     try:
-        docs = [d for d in yaml.load_all(Path(path).read_text(), Loader=_safe_loader) if d is not None]
+        docs = [d for d in load_all(Path(path).read_text()) if d is not None]
     except FileNotFoundError:
         out.problems.append(f"{name}: no such file")
         return out

@@ -133,6 +133,9 @@ def _resolve(impl: DatasetLoader, root: str | os.PathLike | None, options: dict[
         prefix = _field_prefix(impl.field)
         raise InputError([(f"{prefix}.{o}", unknown("option", o, impl.options) if impl.options
                            else f"unknown option '{o}'; '{impl.name}' takes none") for o in bad])
+    if root not in (None, "") and not impl.needs_root and impl.default_root is None:
+        # a root such a loader silently ignored read as "my data is there" to the user
+        raise impl.error(f"the '{impl.name}' loader takes no root (its data is bundled); remove `root`")
     chosen = root if root not in (None, "") else impl.default_root
     if chosen is None and impl.needs_root:
         raise impl.error(f"required: the '{impl.name}' loader has no default root {impl.expected_text()}".rstrip())

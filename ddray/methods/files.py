@@ -28,7 +28,7 @@ from ddray.methods.validate import check_set
 from ddray.store.fs import Location, is_file, kind, listdir, open_location, read_buffer
 
 if TYPE_CHECKING:
-    from ddray.data import RealData
+    from ddray.data import DatasetMeta, RealData
 
 PLACEHOLDERS = ("ipc", "dataset")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -59,7 +59,21 @@ def expand(template: str, dataset: str, ipc: int) -> str:
 
 def load_files(path: str, data: RealData, ipc: int, normalized: bool = True,
                fs: pafs.FileSystem | None = None) -> DistilledSet:
-    """The user's set for (data, ipc) at `path` (a template or a concrete path), validated, on CPU."""
+    """The user's set for (data, ipc) at `path` (a template or a concrete path), validated and
+    normalized like `data`, on CPU."""
+    ds, pixels = read_files(path, data, ipc, normalized, fs)
+    if pixels:
+        ds.images = _normalize(ds.images, data)
+    return ds
+
+
+def read_files(path: str, data: RealData | DatasetMeta, ipc: int, normalized: bool = True,
+               fs: pafs.FileSystem | None = None) -> tuple[DistilledSet, bool]:
+    """(the checked set, whether its images are [0, 1] pixels still to normalize).
+
+    Every check needs only the dataset's meta, so spec validation calls this on each set before
+    the real data, a teacher or anything else is loaded or trained.
+    """
     where = expand(path, data.name, ipc)
     loc = open_location(where, fs, field=where)
     ftype = kind(loc, loc.root)
@@ -85,37 +99,37 @@ def _torch_load(loc: Location, p: str, shown: str) -> Any:
         raise InputError(f"cannot read as a tensor file (weights_only): {type(e).__name__}: {e}", path=shown) from e
 
 
-def _finish(images: Any, labels: Any, lr: Any, data: RealData, ipc: int, normalized: bool,
-            where: dict[str, str]) -> DistilledSet:
+def _finish(images: Any, labels: Any, lr: Any, data: RealData | DatasetMeta, ipc: int, normalized: bool,
+            where: dict[str, str]) -> tuple[DistilledSet, bool]:
     ds = check_set(images, labels, lr, data, ipc, where)
-    if not normalized:
-        ds.images = _normalize_unit(ds.images, data, where["images"])
-    return ds
+    if not normalized:  # [0, 1] pixels: refuse 0..255 or already-normalized values
+        lo, hi = float(ds.images.min()), float(ds.images.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise InputError(f"normalized: false expects pixel values in [0, 1]; found [{lo:.3g}, {hi:.3g}]",
+                             path=where["images"])
+    return ds, not normalized
 
 
-def _normalize_unit(x: torch.Tensor, data: RealData, shown: str) -> torch.Tensor:
-    """[0, 1] pixels -> normalized like the real data (rejecting 0..255 or already-normalized values)."""
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise InputError(f"normalized: false expects pixel values in [0, 1]; found [{lo:.3g}, {hi:.3g}]", path=shown)
+def _normalize(x: torch.Tensor, data: RealData) -> torch.Tensor:
+    """[0, 1] pixels -> normalized like the real data."""
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
     return ((x - mean) / std).contiguous()
 
 
-def _pt_folder(loc: Location, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
+def _pt_folder(loc: Location, data: RealData | DatasetMeta, ipc: int, normalized: bool) -> tuple[DistilledSet, bool]:
     shown = {name: loc.shown(f"{name}.pt") for name in ("images", "labels", "lr")}
     parts = {name: _torch_load(loc, loc.join(f"{name}.pt"), shown[name])
              for name in ("images", "labels", "lr") if is_file(loc, loc.join(f"{name}.pt"))}
-    ds = _finish(parts["images"], parts.get("labels"), parts.get("lr"), data, ipc, normalized, shown)
+    ds, pixels = _finish(parts["images"], parts.get("labels"), parts.get("lr"), data, ipc, normalized, shown)
     meta = loc.join("meta.json")
     if is_file(loc, meta):  # a set ddray saved itself: keep its own time-to-synthesize
         info = json.load(read_buffer(loc, meta))
         ds.synth_seconds, ds.device = info.get("synth_seconds"), info.get("device")
-    return ds
+    return ds, pixels
 
 
-def _pt_file(loc: Location, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
+def _pt_file(loc: Location, data: RealData | DatasetMeta, ipc: int, normalized: bool) -> tuple[DistilledSet, bool]:
     where = loc.uri
     obj = _torch_load(loc, loc.root, where)
     if isinstance(obj, dict):
@@ -127,7 +141,7 @@ def _pt_file(loc: Location, data: RealData, ipc: int, normalized: bool) -> Disti
     return _finish(images, labels, lr, data, ipc, normalized, dict.fromkeys(("images", "labels", "lr"), where))
 
 
-def _npz(loc: Location, data: RealData, ipc: int, normalized: bool) -> DistilledSet:
+def _npz(loc: Location, data: RealData | DatasetMeta, ipc: int, normalized: bool) -> tuple[DistilledSet, bool]:
     where = loc.uri
     try:
         with np.load(read_buffer(loc, loc.root), allow_pickle=False) as z:
@@ -140,7 +154,7 @@ def _npz(loc: Location, data: RealData, ipc: int, normalized: bool) -> Distilled
                    dict.fromkeys(("images", "labels", "lr"), where))
 
 
-def _class_index(names: list[str], data: RealData, where: str) -> list[int]:
+def _class_index(names: list[str], data: RealData | DatasetMeta, where: str) -> list[int]:
     """Folder names -> class ids: the dataset's class names, else integers, else sorted order."""
     if all(n in data.classes for n in names):
         return [data.classes.index(n) for n in names]
@@ -154,7 +168,7 @@ def _class_index(names: list[str], data: RealData, where: str) -> list[int]:
                      f"named like the classes of {data.name} ({', '.join(data.classes[:5])}...) or by index", path=where)
 
 
-def _image_folder(loc: Location, data: RealData, ipc: int) -> DistilledSet:
+def _image_folder(loc: Location, data: RealData | DatasetMeta, ipc: int) -> tuple[DistilledSet, bool]:
     from PIL import Image
 
     where = loc.uri

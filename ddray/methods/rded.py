@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ddray.errors import InputError
 from ddray.engine.pools import ClassPools, seeded_generator
 from ddray.methods.registry import register_method
-from ddray.methods.types import DistilledSet, MethodParams, SynthContext
+from ddray.methods.types import CheckContext, DistilledSet, MethodParams, SynthContext
 from ddray.methods.validate import class_major_labels
 
 RDED_STREAM = 3
@@ -37,6 +37,27 @@ class RDEDParams(MethodParams):
         if not 0 < lo <= hi <= 1:
             raise ValueError("crop_scale must satisfy 0 < lo <= hi <= 1")
         return self
+
+    def side_problem(self, h: int, w: int) -> str | None:
+        """Patches tile the image: the factor must divide both sides."""
+        if h % self.factor or w % self.factor:
+            return f"factor {self.factor} does not divide the {h}×{w} images"
+        return None
+
+    def patch_problem(self, ipc: int, smallest_class: int) -> str | None:
+        """Each class needs factor²·ipc patches from min(mipc, smallest class) images × num_crop crops."""
+        need, n_img = self.factor**2 * ipc, min(self.mipc, smallest_class)
+        if n_img * self.num_crop < need:
+            return (f"needs {need} patches per class (factor² · ipc {ipc}) but mipc {n_img} × num_crop "
+                    f"{self.num_crop} gives only {n_img * self.num_crop}; raise num_crop")
+        return None
+
+    def check(self, ctx: CheckContext) -> list[tuple[str, str]]:
+        _, h, w = ctx.meta.image_shape
+        side = self.side_problem(h, w)
+        if side:
+            return [("factor", f"{side} of {ctx.meta.name}")]
+        return [("num_crop", p) for p in (self.patch_problem(i, ctx.meta.smallest_class) for i in ctx.ipcs) if p]
 
 
 def _crops(x: Tensor, m: int, scale: tuple[float, float], gen: torch.Generator) -> Tensor:
@@ -88,16 +109,16 @@ def synth_rded(ctx: SynthContext) -> DistilledSet:
     if ctx.teacher is None:
         raise InputError("rded needs a teacher (set `teachers` in the spec)", path="teachers")
     c, h, w = data.image_shape
-    if h % f or w % f or h // f < 1:
-        raise InputError(f"factor {f} does not divide the {h}×{w} images of {data.name}", path="factor")
+    side = p.side_problem(h, w)
+    if side:
+        raise InputError(f"{side} of {data.name}", path="factor")
     teacher = ctx.teacher.to(dev).eval()
     need = f * f * ipc
     pools = ClassPools.of(data.train_y, k)
     n_img = min(p.mipc, pools.smallest)
-    if n_img * p.num_crop < need:
-        raise InputError(
-            f"needs {need} patches per class (factor² · ipc) but mipc {n_img} × num_crop {p.num_crop} "
-            f"gives only {n_img * p.num_crop}; raise num_crop", path="num_crop")
+    few = p.patch_problem(ipc, pools.smallest)
+    if few:
+        raise InputError(few, path="num_crop")
     gen = seeded_generator(ctx.seed, RDED_STREAM)
     idx = pools.sample(n_img, gen, "candidate images")  # K × n_img
     per_chunk = max(1, CROPS_PER_CHUNK // (n_img * p.num_crop))

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ddray.errors import InputError
 from ddray.engine.pools import seeded_generator
 from ddray.methods.registry import register_method
-from ddray.methods.types import DistilledSet, MethodParams, SynthContext
+from ddray.methods.types import CheckContext, DistilledSet, MethodParams, SynthContext
 from ddray.methods.validate import class_major_labels
 
 SRE2L_STREAM = 2
@@ -32,12 +32,35 @@ class SRe2LParams(MethodParams):
     flip: bool = Field(True, description="random horizontal flip of the batch per step")
     batch_size: int = Field(100, ge=1, description="images recovered together (rounded to whole rounds of one image per class)")
 
+    def check(self, ctx: CheckContext) -> list[tuple[str, str]]:
+        """The teacher arch, built on meta tensors (no memory, no init), must have BatchNorm layers."""
+        if ctx.teacher_arch is None:
+            return []
+        from ddray.models import build_model
+
+        c, h, _ = ctx.meta.image_shape
+        try:
+            with torch.device("meta"):
+                teacher = build_model(ctx.teacher_arch, c, ctx.meta.num_classes, h)
+        except (InputError, ValueError):
+            return []  # a bad arch is the arch checks' to report
+        return [] if bn_layers(teacher) else [("", f"{NO_BN}; the teacher '{ctx.teacher_arch}' has none")]
+
+
+NO_BN = ("sre2l needs a BatchNorm teacher (its recover step matches BatchNorm statistics); "
+         "use a BN arch such as convnet-d3-bn or resnet18")
+
+
+def bn_layers(model: nn.Module) -> list[nn.BatchNorm2d]:
+    """The BatchNorm layers whose running statistics SRe2L matches."""
+    return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+
 
 class _BNStats:
     """Forward hooks that collect ||μ_batch − running_mean||₂ + ||σ²_batch − running_var||₂ per BN layer."""
 
     def __init__(self, teacher: nn.Module):
-        self.layers = [m for m in teacher.modules() if isinstance(m, nn.BatchNorm2d)]
+        self.layers = bn_layers(teacher)
         self.losses: list[Tensor] = []
         self.handles = [m.register_forward_hook(self._hook) for m in self.layers]
 
@@ -74,11 +97,7 @@ def synth_sre2l(ctx: SynthContext) -> DistilledSet:
     stats = _BNStats(teacher)
     if not stats.layers:
         stats.close()
-        raise InputError(
-            "sre2l needs a BatchNorm teacher (its recover step matches BatchNorm statistics); "
-            "use a BN arch such as convnet-d3-bn or resnet18",
-            path="teachers.arch",
-        )
+        raise InputError(NO_BN, path="teachers.arch")
     gen = seeded_generator(ctx.seed, SRE2L_STREAM)
     lo, hi = pixel_bounds(data, dev)
     side = data.image_shape[1]

@@ -16,8 +16,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
+from ddray.errors import InputError
+from ddray.plain_numbers import PlainNumbers
+
 if TYPE_CHECKING:
-    from ddray.data import RealData
+    from ddray.data import DatasetMeta, RealData
 
 
 @dataclass
@@ -50,10 +53,27 @@ class SynthContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
-class MethodParams(BaseModel):
+@dataclass(frozen=True)
+class CheckContext:
+    """What a spec tells about a method's data before anything runs (see `MethodParams.check`)."""
+
+    meta: DatasetMeta
+    ipcs: tuple[int, ...]
+    teacher_arch: str | None  # the teacher a synthesis gets (the spec's first), if any
+
+
+class MethodParams(PlainNumbers):
     """Base of every built-in method's params: unknown keys are errors, every field described."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def check(self, ctx: CheckContext) -> list[tuple[str, str]]:
+        """Problems of these params with this data, as (param, message); '' names the method.
+
+        Spec validation calls it for every dataset, so a mismatch (a patch factor that does not
+        divide the image side, a teacher without BatchNorm) is reported before any compute.
+        """
+        return []
 
 
 class NetParams(MethodParams):
@@ -68,13 +88,21 @@ class NetParams(MethodParams):
             from ddray.models import validate_arch
         except ImportError:  # models package not importable: leave the check to build time
             return v
-        from ddray.errors import InputError
-
         try:
             validate_arch(v)
         except InputError as e:  # pydantic only turns ValueError into a field error
             raise ValueError(str(e)) from None
         return v
+
+    def check(self, ctx: CheckContext) -> list[tuple[str, str]]:
+        """The network must fit the images (a ConvNet-D4 cannot run on 8×8 digits)."""
+        from ddray.models import validate_arch
+
+        try:
+            validate_arch(self.arch, image_size=ctx.meta.image_shape[1])
+        except InputError as e:
+            return [("arch", str(e))]
+        return []
 
 
 class PluginParams(BaseModel):

@@ -21,7 +21,7 @@ from ddray.errors import InputError
 from ddray.methods.types import DistilledSet
 
 if TYPE_CHECKING:
-    from ddray.data import RealData
+    from ddray.data import DatasetMeta, RealData
 
 
 def class_major_labels(num_classes: int, ipc: int, device: torch.device | str = "cpu") -> Tensor:
@@ -42,13 +42,14 @@ def as_distilled(out: Any, data: RealData, ipc: int, source: str) -> DistilledSe
 
 
 def check_set(
-    images: Any, labels: Any, lr: Any, data: RealData, ipc: int, where: Mapping[str, str]
+    images: Any, labels: Any, lr: Any, data: RealData | DatasetMeta, ipc: int, where: Mapping[str, str]
 ) -> DistilledSet:
     """Validate and canonicalize (float32 images, int64/float32 labels, class-major order).
 
     Foreign input is first made tensors (NumPy arrays, integer-valued float class ids, no
     labels: class-major ones), then checked by the one training-set validator with the
-    distilled-set contract (`ipc` images of each class); every problem names its file.
+    distilled-set contract (`ipc` images of each class); every problem names its file. Only the
+    data's name, shape and class count are read, so a DatasetMeta does for validation.
     """
     img = _as_float32(_tensor(images, where["images"], "images"))
     lab = None if labels is None else _class_ids(_as_float32(_tensor(labels, where["labels"], "labels")))
@@ -97,6 +98,9 @@ def _lr(lr: Any) -> tuple[float | None, str | None]:
         t = torch.as_tensor(lr.detach().cpu() if isinstance(lr, Tensor) else np.asarray(lr), dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as e:
         return None, f"lr is not a number: {e}"
-    if t.numel() != 1 or not math.isfinite(float(t.reshape(()))) or float(t.reshape(())) <= 0:
+    if t.numel() != 1:
         return None, f"lr must be one positive finite number; got shape {tuple(t.shape)}"
-    return float(t.reshape(())), None
+    value = float(t.reshape(()))
+    if not math.isfinite(value) or value <= 0:
+        return None, f"lr must be one positive finite number; got {value:g}"
+    return value, None

@@ -200,8 +200,10 @@ def node_types_of_config(path: str | Path) -> tuple[dict[str, float] | None, ...
     """Addable node types of a launcher YAML: resources of each type with workers (None = detected at boot)."""
     import yaml
 
+    from ddray.yaml_strict import load
+
     try:
-        cfg = yaml.safe_load(Path(path).expanduser().read_text())
+        cfg = load(Path(path).expanduser().read_text())
     except (OSError, yaml.YAMLError):
         return None
     types = (cfg or {}).get("available_node_types") if isinstance(cfg, dict) else None

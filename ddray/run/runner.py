@@ -44,7 +44,7 @@ class RunSummary:
     already: int
     ran: int = 0                     # trials this driver handed to Ray
     stored: int = 0                  # planned trials stored during this run, by this driver or another
-    by_other: int = 0                # ... of which another driver on the same store stored
+    by_other: int = 0                # ... of which another driver on the same store wrote
     failed: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)    # waiting on failed (or missing) dependencies
     not_run: list[str] = field(default_factory=list)    # interrupted, or given up waiting for resources
@@ -247,7 +247,8 @@ def _summarize(summary: RunSummary, store: Store, queue: ReadyQueue, searcher, t
     stored = store.stored_keys()
     summary.ran = len(searcher.keys)
     summary.stored = sum(t.key in stored for t in todo)
-    summary.by_other = len(searcher.by_other & stored)
+    # Whatever this run's workers did not write themselves, another driver on the store did.
+    summary.by_other = sum(t.key in stored and t.key not in searcher.written for t in todo)
     summary.failed = sorted(k for k in queue.failed if k not in stored)
     summary.interrupted, summary.gave_up_after_s = interrupted, gave_up_after_s
     left = [t.key for t in todo if t.key not in stored and t.key not in queue.failed]

@@ -32,7 +32,6 @@ class DependencySearcher(Searcher):
         self.queue, self.configs, self.is_stored, self.leases = queue, configs, is_stored, leases
         self.keys: dict[str, str] = {}          # Tune trial id -> ddray key
         self.elsewhere: dict[str, Trial] = {}   # keys another driver holds, waiting for their rows
-        self.by_other: set[str] = set()         # keys stored by another driver during this run
         self.written: set[str] = set()          # keys whose row this driver's workers wrote
         self.stopped: set[str] = set()          # keys stopped by an interrupt (not run, not failed)
         self.interrupted = threading.Event()
@@ -60,7 +59,6 @@ class DependencySearcher(Searcher):
         for key, trial in list(self.elsewhere.items()):
             if self.is_stored(trial):
                 del self.elsewhere[key]
-                self.by_other.add(key)
                 self.queue.complete(key)
             elif self.leases is not None and self.leases.holder(key) is None:
                 del self.elsewhere[key]

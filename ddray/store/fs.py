@@ -5,15 +5,23 @@ sets and a user's own sets all go through these helpers, so one write is atomic 
 on a local disk a temp file + rename (readers see the old state or the whole new file, never a
 torn one), on an object store one PUT (an object appears whole or not at all). The local half,
 `atomic_write_local`, is also what caches outside a store use.
+
+Opening a remote store makes its first call (region lookup, one HEAD) in a worker thread with a
+deadline: pyarrow's S3 and GCS clients retry unreachable or unauthorized endpoints for minutes
+inside native code, deaf to Ctrl-C, so a typo in a bucket name would otherwise hang `ddray plan`.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow.fs as pafs
 
@@ -42,22 +50,87 @@ class Location:
         """The same place as the user would write it (their URI or path), for messages."""
         return "/".join([self.uri.rstrip("/"), *[p.strip("/") for p in parts]])
 
+SCHEMES = ("file", "s3", "gs", "gcs")  # gcs:// is pyarrow's other name for gs://
+TIMEOUT_ENV = "DDRAY_STORE_TIMEOUT"
+DEFAULT_TIMEOUT_S = 30.0
+T = TypeVar("T")
 
-def open_location(uri: str, fs: pafs.FileSystem | None = None, field: str = "store") -> Location:
+
+def open_location(uri: str, fs: pafs.FileSystem | None = None, field: str = "store",
+                  timeout_s: float | None = None) -> Location:
     """Resolve a path or URI; a plain path is a local folder (created on first write).
 
     With `fs`, `uri` is a path inside that filesystem (e.g. a store's artifact folder) and is used
-    as is. A URI pyarrow cannot open is an InputError on `field`.
+    as is. A remote URI must answer one metadata call within `timeout_s` (default:
+    $DDRAY_STORE_TIMEOUT, else 30 s); a missing store is fine (created on first write), an
+    unreachable or refused one, or an unsupported scheme, is an InputError on `field` naming the
+    URI and the reason.
     """
     if fs is not None:
         return Location(fs, uri.rstrip("/") or uri, uri)
     if "://" not in uri:
         return Location(pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve()), uri)
-    try:
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme not in SCHEMES:
+        raise InputError(f"cannot open '{uri}': unsupported scheme '{scheme}://'; use a local folder "
+                         "or a file://, s3:// or gs:// URI", path=field)
+
+    def connect() -> Location:
         fs, path = pafs.FileSystem.from_uri(uri)
-    except (ValueError, OSError) as e:  # pyarrow.ArrowInvalid is a ValueError
-        raise InputError(f"cannot open '{uri}': {e}", path=field) from None
-    return Location(fs, path.rstrip("/"), uri)
+        fs.get_file_info(path)  # the first round trip: credentials, region, endpoint
+        return Location(fs, path.rstrip("/"), uri)
+
+    what = f"store '{uri}'" if field == "store" else f"'{uri}'"
+    try:
+        return within(connect, store_timeout() if timeout_s is None else timeout_s)
+    except TimeoutError as e:
+        raise InputError(f"cannot open {what}: {e} (is the endpoint reachable? set {TIMEOUT_ENV} to wait longer)",
+                         path=field) from None
+    except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"cannot open {what}: {_first_line(e)}", path=field) from None
+
+
+def store_timeout() -> float:
+    """Seconds a remote store gets to answer its first call ($DDRAY_STORE_TIMEOUT, default 30)."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        return float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise InputError(f"must be a number of seconds, not '{raw}'", path=TIMEOUT_ENV) from None
+
+
+def within(fn: Callable[[], T], timeout_s: float) -> T:
+    """fn() in a daemon thread: its result or exception, or TimeoutError after `timeout_s`.
+
+    A call stuck in native code cannot be cancelled; the daemon thread is abandoned and never
+    keeps the process alive. The wait is short joins in a loop: should SIGINT land on one of the
+    native client's threads, it would not wake a long join, but Python raises the pending
+    KeyboardInterrupt in the main thread as soon as a short join returns.
+    """
+    out: list = []
+
+    def run() -> None:
+        try:
+            out.append((True, fn()))
+        except BaseException as e:  # noqa: BLE001 — handed to the caller's thread as is
+            out.append((False, e))
+
+    worker = threading.Thread(target=run, name="ddray-store-open", daemon=True)
+    worker.start()
+    deadline = time.monotonic() + timeout_s
+    while worker.is_alive() and time.monotonic() < deadline:
+        worker.join(min(0.1, max(0.0, deadline - time.monotonic())))
+    if not out:
+        raise TimeoutError(f"no answer within {timeout_s:g} s")
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def atomic_write_local(path: str | Path, data: bytes, exclusive: bool = False) -> bool:
