@@ -3,7 +3,9 @@
 
 Shape and types are `ddray.spec`'s job; this module collects every remaining problem so one
 `ddray validate` lists them all as `path.to.field: message`, and answers once what the planner
-must know from the registries (which methods need a teacher), so planning stays pure.
+must know from the registries (which methods need a teacher), so planning stays pure. Checks that
+read this machine's files (data roots, checkpoints, distilled sets) are skipped with `data=False`:
+`ddray plan` needs only the registries.
 """
 
 from __future__ import annotations
@@ -76,18 +78,22 @@ def resolve_methods(spec: Spec) -> Spec:
     return spec
 
 
-def load_spec(path: str | Path, check: bool = True) -> Spec:
-    """A spec file, parsed and resolved; with `check`, also checked against data and registries."""
-    _, data = load_spec_text(path)
-    spec = parse_spec(data)
+def load_spec(path: str | Path, check: bool = True, data: bool = True) -> Spec:
+    """A spec file, parsed and resolved; with `check`, also checked against the registries and,
+    with `data`, against the files on this machine (data roots, checkpoints, distilled sets).
+
+    `data=False` is for planning: a plan needs no pixels, so `ddray plan` works where the data is not.
+    """
+    _, text = load_spec_text(path)
+    spec = parse_spec(text)
     if check:
-        check_spec(spec)
+        check_spec(spec, data=data)
     else:
         resolve_methods(spec)
     return spec
 
 
-def _check_methods(spec: Spec, problems: list[str]) -> None:
+def _check_methods(spec: Spec, problems: list[str], data: bool) -> None:
     problems += method_problems(spec)
     for name, m in spec.methods.items():
         kind = m.resolved_kind(name)
@@ -95,20 +101,54 @@ def _check_methods(spec: Spec, problems: list[str]) -> None:
             from ddray.methods.files import FilesParams
 
             try:
-                FilesParams.model_validate({"files": m.files, **m.params})
+                params = FilesParams.model_validate({"files": m.files, **m.params})
             except ValidationError as e:
                 problems += validation_problems(e, FilesParams, prefix=f"methods.{name}")
                 continue
-            if "://" in m.files:  # type: ignore[operator]  # object stores are checked when read
-                continue
-            for ds in spec.datasets:
-                for ipc in spec.ipc:
-                    path = Path(m.files.format(dataset=ds, ipc=ipc))  # type: ignore[union-attr]
-                    if not path.exists():
-                        problems.append(f"methods.{name}.files: {path} does not exist (dataset {ds}, ipc {ipc})")
+            problems += _lr_search_conflicts(spec, name, params.lr)
+            if data and "://" not in params.files:  # object stores are checked when read
+                problems += _files_problems(spec, name, params.files, params.lr)
             continue
         if spec.method_labels(name) == "hybrid" and len(spec.teacher_list) < 2:
             problems.append(f"methods.{name}.labels: hybrid labels need at least two teachers")
+
+
+def _lr_search_conflicts(spec: Spec, name: str, lr: str | None) -> list[str]:
+    """`lr: set` fixes the syn arm's lr, so it cannot sit beside a search over lr (it would be dropped)."""
+    if lr != "set":
+        return []
+    searched = spec.tuning is not None and "lr" in spec.tuning.space
+    try:
+        searched = searched or any(isinstance(spec.student_protocol(a).lr, tuple) for a in spec.archs)
+    except (ValidationError, ValueError):
+        pass  # a bad protocol is reported by _check_protocols
+    if not searched:
+        return []
+    return [f"methods.{name}.lr: 'set' trains the syn arm with the set's own lr, but this spec searches lr "
+            "(protocol lr list or tuning.space.lr); drop one of them"]
+
+
+def _files_problems(spec: Spec, name: str, template: str, lr: str | None) -> list[str]:
+    """Each local set exists, and ships an lr exactly when `lr` says how to use one (where cheap to tell)."""
+    from ddray.methods.files import lr_choice_message, ships_lr
+
+    problems = []
+    for ds in spec.datasets:
+        for ipc in spec.ipc:
+            path = Path(template.format(dataset=ds, ipc=ipc))
+            if not path.exists():
+                problems.append(f"methods.{name}.files: {path} does not exist (dataset {ds}, ipc {ipc})")
+                continue
+            try:
+                shipped = ships_lr(str(path))
+            except InputError as e:
+                problems += [f"methods.{name}.files: {p}" for p in e.problems]
+                continue
+            if shipped and lr is None:
+                problems.append(f"methods.{name}.files: {path}: {lr_choice_message(None)}")
+            elif shipped is False and lr == "set":
+                problems.append(f"methods.{name}.lr: 'set', but {path} ships no learning rate (no lr.pt / lr entry)")
+    return problems
 
 
 def _check_full(spec: Spec, problems: list[str]) -> None:
@@ -154,9 +194,9 @@ def _check_tuning(spec: Spec, problems: list[str]) -> None:
                 return
 
 
-def check_spec(spec: Spec) -> None:
-    """Check a parsed spec against registries, data roots and class counts; raise every problem at once."""
-    from ddray.data import dataset_meta
+def check_spec(spec: Spec, data: bool = True) -> None:
+    """Check a parsed spec against the registries and, with `data`, against data roots, class counts
+    and the files it names (checkpoints, distilled sets); raise every problem at once."""
     from ddray.models import validate_arch
 
     problems: list[str] = []
@@ -171,8 +211,27 @@ def check_spec(spec: Spec) -> None:
             validate_arch(t.arch)
         except (InputError, ValueError) as e:
             problems.append(f"{where}.arch: {e}")
-        if t.checkpoint and not Path(t.checkpoint).is_file():
+        if data and t.checkpoint and not Path(t.checkpoint).is_file():
             problems.append(f"{where}.checkpoint: {t.checkpoint} is not a file")
+    if data:
+        _check_datasets(spec, problems)
+    if spec.protocol not in PRESETS:
+        problems.append(f"protocol: unknown preset '{spec.protocol}'{did_you_mean(spec.protocol, PRESETS)}; known: {', '.join(PRESETS)}")
+    else:
+        _check_protocols(spec, problems)
+    _check_methods(spec, problems, data)
+    _check_resources(spec, problems)
+    _check_full(spec, problems)
+    _check_tuning(spec, problems)
+    if problems:
+        raise InputError(problems)
+
+
+def _check_datasets(spec: Spec, problems: list[str]) -> None:
+    """Each dataset's loader, root and class counts; each arch against its image size; IPC against its classes."""
+    from ddray.data import dataset_meta
+    from ddray.models import validate_arch
+
     for name, ds in spec.datasets.items():
         try:
             meta = dataset_meta(ds.loader or name, ds.root, field=f"datasets.{name}.root", **ds.options)
@@ -191,13 +250,3 @@ def check_spec(spec: Spec) -> None:
         for j, ipc in enumerate(spec.ipc):
             if ipc > smallest:
                 problems.append(f"ipc.{j}: {ipc} images per class, but the smallest class of '{name}' has {smallest}")
-    if spec.protocol not in PRESETS:
-        problems.append(f"protocol: unknown preset '{spec.protocol}'{did_you_mean(spec.protocol, PRESETS)}; known: {', '.join(PRESETS)}")
-    else:
-        _check_protocols(spec, problems)
-    _check_methods(spec, problems)
-    _check_resources(spec, problems)
-    _check_full(spec, problems)
-    _check_tuning(spec, problems)
-    if problems:
-        raise InputError(problems)
