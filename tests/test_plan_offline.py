@@ -1,5 +1,10 @@
 """`ddray plan` needs no data (a plan is a function of the spec and the registries), while
-`ddray validate` and `ddray run` still check every root, checkpoint and distilled set."""
+`ddray validate` and `ddray run` still check every root, checkpoint and distilled set.
+
+Still to write, with the `imagenet1k` and `imagenette` loaders: build tiny ImageNet-shaped
+folders (train/<wnid>/, a class-foldered val/ and the official flat val/ with its devkit ground
+truth), point a copy of each ImageNet spec at them, and check that `ddray validate` passes.
+"""
 
 from __future__ import annotations
 
