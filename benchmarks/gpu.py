@@ -14,6 +14,14 @@ the arch's best default (`ddray.spec.default_gpu_fraction`).
 Run: `python -m benchmarks.gpu [--archs convnet-d3 resnet18] [--fractions 1 0.5 0.25 0.125]
 [--epochs 50] [--ipc 10] [--trials 2] [--out DIR]`. `--device cpu` checks the harness on a
 machine without CUDA (the figures then mean nothing).
+
+`--imagenet` measures instead what one trial of `specs/imagenet1k-rd3.yaml` costs: an RD³ syn
+trial at ImageNet-1k's shape (1,000 classes, IPC 10 and 50, 224 px, a `tv:resnet18` student with a
+`tv:resnet18` teacher relabelling every augmented batch, bf16 autocast, channels_last) through
+`ddray.engine.train_student`, on random pixels for `--steps` steps (whole epochs), with the
+teacher as ddray loads it and, beside it, in channels_last. It reports training images/s,
+evaluation images/s, peak device memory and the projected hours of a 300-epoch trial with its one
+pass over the 50,000 test images. `--all --out DIR` runs both benchmarks: every GPU check, one command.
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ from pathlib import Path
 
 FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 ARCHS = ("convnet-d3", "resnet18")
+# specs/imagenet1k-rd3.yaml: what a trial trains and how long, and the test split it evaluates once.
+IMAGENET_ARCH = "tv:resnet18"
+IMAGENET_EPOCHS = 300
+IMAGENET_TEST_IMAGES = 50_000
 
 
 def _data(ipc: int, n_test: int, seed: int):
@@ -145,8 +157,115 @@ def markdown(cells: list[dict[str, float]], args: argparse.Namespace, device_nam
     return "\n".join(lines)
 
 
+def imagenet_trial(ipc: int, *, classes: int, size: int, batch: int, steps: int, n_eval: int, device: str,
+                   teacher_channels_last: bool = False, seed: int = 0) -> dict[str, float]:
+    """One RD³ syn trial of ImageNet's shape through the real engine, timed; its figures.
+
+    The distilled set (classes × ipc random images) lives on the device, as in a trial; the test
+    split the trial evaluates at its end is a few images (evaluation is timed apart, on `n_eval`
+    CPU-resident images moved in chunks, as the real test split is). A first one-epoch trial warms
+    up (CUDA context, cuDNN autotuning) and is not timed.
+    """
+    import math
+
+    import torch
+
+    from ddray.data.types import RealData
+    from ddray.engine import evaluate, train_student
+    from ddray.models import build_model
+    from ddray.protocols import resolve_protocol
+
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    n = classes * ipc
+    x = torch.randn(n, 3, size, size, device=dev)
+    y = torch.arange(classes, device=dev).repeat_interleave(ipc)
+    test_x, test_y = torch.randn(2 * batch, 3, size, size), torch.arange(2 * batch) % classes
+    data = RealData("imagenet-shaped", test_x, test_y, test_x, test_y, [f"c{i}" for i in range(classes)],
+                    (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    teacher = build_model(IMAGENET_ARCH, 3, classes, size).to(dev).eval()
+    if teacher_channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    per_epoch = math.ceil(n / min(batch, n))
+    epochs = max(1, math.ceil(steps / per_epoch))
+
+    def trial(epochs: int) -> tuple[float, torch.nn.Module]:
+        p = resolve_protocol("rd3", {"epochs": epochs, "batch_size": batch, "channels_last": True, "amp": True})
+        _sync(dev)
+        t0 = time.perf_counter()
+        res = train_student(x, y, data, IMAGENET_ARCH, p, labels="soft", aug=True, seed=seed + 1,
+                            teachers=[teacher], device=dev)
+        _sync(dev)
+        assert res.model is not None and res.status == "ok", res.status
+        return time.perf_counter() - t0, res.model
+
+    trial(1)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    seconds, model = trial(epochs)
+    eval_x, eval_y = torch.randn(n_eval, 3, size, size), torch.arange(n_eval) % classes
+    _sync(dev)
+    t0 = time.perf_counter()
+    evaluate(model, eval_x, eval_y, dev, amp=True, channels_last=True)
+    _sync(dev)
+    eval_ips = n_eval / (time.perf_counter() - t0)
+    train_ips = epochs * n / seconds
+    hours = (IMAGENET_EPOCHS * n / train_ips + IMAGENET_TEST_IMAGES / eval_ips) / 3600
+    cuda = dev.type == "cuda"
+    return {"ipc": ipc, "teacher_channels_last": teacher_channels_last, "steps": epochs * per_epoch,
+            "step_ms": 1000 * seconds / (epochs * per_epoch), "train_images_per_s": train_ips,
+            "eval_images_per_s": eval_ips, "projected_trial_hours": hours,
+            "peak_alloc_gib": torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else 0.0,
+            "peak_reserved_gib": torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else 0.0}
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def imagenet_markdown(cells: list[dict[str, float]], args: argparse.Namespace, device_name: str) -> str:
+    lines = [f"RD³ ImageNet-1k trial on {device_name}: {args.classes} classes, {args.size} px, {IMAGENET_ARCH} "
+             f"student and teacher (soft labels on every augmented batch, KL, RRC+flip+CutMix), batch {args.batch}, "
+             f"bf16 autocast, channels_last; random pixels. Projected: {IMAGENET_EPOCHS} epochs plus one pass over "
+             f"{IMAGENET_TEST_IMAGES:,} test images.", "",
+             "| IPC | teacher layout | steps timed | ms/step | train img/s | eval img/s | peak alloc GiB | "
+             f"projected h per trial |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in cells:
+        layout = "channels_last" if c["teacher_channels_last"] else "as loaded (NCHW)"
+        lines.append(f"| {c['ipc']} | {layout} | {c['steps']} | {c['step_ms']:.1f} | {c['train_images_per_s']:,.0f} | "
+                     f"{c['eval_images_per_s']:,.0f} | {c['peak_alloc_gib']:.1f} | {c['projected_trial_hours']:.2f} |")
+    return "\n".join([*lines, ""])
+
+
+def run_imagenet(args: argparse.Namespace) -> list[dict[str, float]]:
+    cells = []
+    for ipc in args.ipcs:
+        for teacher_cl in (False, True):
+            c = imagenet_trial(ipc, classes=args.classes, size=args.size, batch=args.batch, steps=args.steps,
+                               n_eval=args.n_eval, device=args.device, teacher_channels_last=teacher_cl)
+            print(f"gpu: imagenet IPC {ipc}{' (teacher channels_last)' if teacher_cl else ''}: "
+                  f"{c['train_images_per_s']:,.0f} train img/s, {c['eval_images_per_s']:,.0f} eval img/s, "
+                  f"peak {c['peak_alloc_gib']:.1f} GiB, {c['projected_trial_hours']:.2f} h per "
+                  f"{IMAGENET_EPOCHS}-epoch trial", flush=True)
+            cells.append(c)
+    return cells
+
+
+def _write(out_dir: str | None, stem: str, text: str, cells: list[dict[str, float]]) -> None:
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{stem}.md").write_text(text)
+        (out / f"{stem}.json").write_text(json.dumps(cells, indent=1))
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    """Runs only where CUDA is present (or with --device cpu); returns trials/hour per cell."""
+    """Runs only where CUDA is present (or with --device cpu); returns trials/hour per cell
+    (packing) and images/s and projected hours per ImageNet cell (`--imagenet`)."""
     args = parse(argv or [])
     import torch
 
@@ -154,15 +273,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print("gpu: skipped (no CUDA device here)")
         return {}
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU (harness check only)"
-    cells = run(args)
-    text = markdown(cells, args, name)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "gpu.md").write_text(text)
-        (out / "gpu.json").write_text(json.dumps(cells, indent=1))
-    print(text)
-    return {f"{c['arch']}@{c['fraction']:g} trials/h": c["trials_per_hour"] for c in cells}
+    figures: dict[str, float] = {}
+    if args.imagenet or args.all:
+        found = run_imagenet(args)
+        _write(args.out, "imagenet", imagenet_markdown(found, args, name), found)
+        for c in found:
+            tag = f"imagenet ipc{c['ipc']}{' teacher-cl' if c['teacher_channels_last'] else ''}"
+            figures[f"{tag} train img/s"] = c["train_images_per_s"]
+            figures[f"{tag} projected h/trial"] = c["projected_trial_hours"]
+    if not args.imagenet or args.all:
+        cells = run(args)
+        _write(args.out, "gpu", markdown(cells, args, name), cells)
+        figures.update({f"{c['arch']}@{c['fraction']:g} trials/h": c["trials_per_hour"] for c in cells})
+    return figures
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -175,7 +298,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--n-test", type=int, default=10000)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--compile", action="store_true", help="torch.compile the student step (protocol knob)")
-    ap.add_argument("--out", default=None, help="folder for gpu.md and gpu.json")
+    ap.add_argument("--out", default=None, help="folder for gpu.md/gpu.json (packing) and imagenet.md/imagenet.json")
+    ap.add_argument("--imagenet", action="store_true", help="time one RD³ ImageNet-1k trial instead of packing")
+    ap.add_argument("--all", action="store_true", help="both: every GPU check")
+    ap.add_argument("--ipcs", nargs="+", type=int, default=[10, 50], help="--imagenet: IPCs to time")
+    ap.add_argument("--classes", type=int, default=1000, help="--imagenet: classes")
+    ap.add_argument("--size", type=int, default=224, help="--imagenet: image side in pixels")
+    ap.add_argument("--batch", type=int, default=100, help="--imagenet: batch size (specs/imagenet1k-rd3.yaml's)")
+    ap.add_argument("--steps", type=int, default=300, help="--imagenet: training steps timed (rounded up to whole epochs)")
+    ap.add_argument("--n-eval", type=int, default=5000, help="--imagenet: test images timed for evaluation")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--arch", help=argparse.SUPPRESS)
     ap.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)

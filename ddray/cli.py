@@ -78,13 +78,17 @@ def plan(spec: SpecArg,
          as_json: Annotated[bool, typer.Option("--json", help="print every trial with its key as JSON")] = False,
          store: Annotated[Optional[str], typer.Option(help="store to compare with (default: the spec's)")] = None,
          only: Annotated[Optional[list[str]], _only_option()] = None) -> None:
-    """Expand a spec into its trials: counts per stage, resources, and what is already stored."""
+    """Expand a spec into its trials: counts per stage, resources, and what is already stored.
+
+    Needs no data: the spec is checked against the registries, not against data roots or files
+    (`ddray validate` and `ddray run` check those), so a run can be planned before the data is there.
+    """
     from ddray.plan import make_plan, select_only
     from ddray.spec_check import load_spec
     from ddray.store import Store
     from ddray.trials import STAGES
 
-    s = load_spec(spec)
+    s = load_spec(spec, data=False)
     p = make_plan(s, select_only(s, only or []))
     uri = store or s.store
     stored: set[str] = set()

@@ -81,12 +81,16 @@ def resolve_methods(spec: Spec) -> Spec:
     return spec
 
 
-def load_spec(path: str | Path, check: bool = True) -> Spec:
-    """A spec file, parsed and resolved; with `check`, also checked against data and registries."""
-    _, data = load_spec_text(path)
-    spec = parse_spec(data)
+def load_spec(path: str | Path, check: bool = True, data: bool = True) -> Spec:
+    """A spec file, parsed and resolved; with `check`, also checked against the registries and,
+    with `data`, against the files on this machine (data roots, checkpoints, distilled sets).
+
+    `data=False` is for planning: a plan needs no pixels, so `ddray plan` works where the data is not.
+    """
+    _, raw = load_spec_text(path)
+    spec = parse_spec(raw)
     if check:
-        check_spec(spec)
+        check_spec(spec, data=data)
     else:
         resolve_methods(spec)
     return spec
@@ -107,30 +111,71 @@ def _check_params(spec: Spec, name: str, m, metas: dict[str, DatasetMeta], probl
             problems.append(f"methods.{name}{'.' + field if field else ''}: {msg} (dataset '{ds}')")
 
 
-def _check_methods(spec: Spec, metas: dict[str, DatasetMeta], problems: list[str]) -> None:
+def _lr_search_conflicts(spec: Spec, name: str, lr: str | None) -> list[str]:
+    """`lr: set` fixes the syn arm's lr, so it cannot sit beside a search over lr (it would be dropped)."""
+    if lr != "set":
+        return []
+    searched = spec.tuning is not None and "lr" in spec.tuning.space
+    try:
+        searched = searched or any(isinstance(spec.student_protocol(a).lr, tuple) for a in spec.archs)
+    except (ValidationError, ValueError):
+        pass  # a bad protocol is reported by _check_protocols
+    if not searched:
+        return []
+    return [f"methods.{name}.lr: 'set' trains the syn arm with the set's own lr, but this spec searches lr "
+            "(protocol lr list or tuning.space.lr); drop one of them"]
+
+
+
+
+def _files_problems(spec: Spec, name: str, template: str, lr: str | None, normalized: bool,
+                    metas: dict[str, DatasetMeta]) -> list[str]:
+    """Each local set exists, reads and checks against its dataset's meta (a NaN must not wait for the
+    teacher), and ships an lr exactly when `lr` says how to use one (where cheap to tell)."""
+    from ddray.methods.files import lr_choice_message, read_files, ships_lr
+
+    problems = []
+    for ds in spec.datasets:
+        for ipc in spec.ipc:
+            path = Path(template.format(dataset=ds, ipc=ipc))
+            if not path.exists():
+                problems.append(f"methods.{name}.files: {path} does not exist (dataset {ds}, ipc {ipc})")
+                continue
+            try:
+                shipped = ships_lr(str(path))
+            except InputError as e:
+                problems += [f"methods.{name}.files: {p}" for p in e.problems]
+                continue
+            if ds in metas:  # the whole set, once, now
+                try:
+                    read_files(str(path), metas[ds], ipc, normalized)
+                except InputError as e:
+                    problems += [f"methods.{name}.files: {p}" for p in e.problems]
+                    continue
+            if shipped and lr is None:
+                problems.append(f"methods.{name}.files: {path}: {lr_choice_message(None)}")
+            elif shipped is False and lr == "set":
+                problems.append(f"methods.{name}.lr: 'set', but {path} ships no learning rate (no lr.pt / lr entry)")
+    return problems
+
+
+
+
+def _check_methods(spec: Spec, metas: dict[str, DatasetMeta], problems: list[str], data: bool = True) -> None:
     problems += method_problems(spec)
     for name, m in spec.methods.items():
         kind = m.resolved_kind(name)
         if kind == "files":
-            from ddray.methods.files import FilesParams, read_files
+            from ddray.methods.files import FilesParams
 
             try:
-                files = FilesParams.model_validate({"files": m.files, **m.params})
+                params = FilesParams.model_validate({"files": m.files, **m.params})
             except ValidationError as e:
                 problems += validation_problems(e, FilesParams, prefix=f"methods.{name}")
                 continue
-            if "://" in files.files:  # object stores are checked when read
-                continue
-            for ds in spec.datasets:
-                for ipc in spec.ipc:
-                    path = Path(files.files.format(dataset=ds, ipc=ipc))
-                    if not path.exists():
-                        problems.append(f"methods.{name}.files: {path} does not exist (dataset {ds}, ipc {ipc})")
-                    elif ds in metas:  # each set once, now: a NaN must not wait for the teacher
-                        try:
-                            read_files(str(path), metas[ds], ipc, files.normalized)
-                        except InputError as e:
-                            problems += [f"methods.{name}.files: {p}" for p in e.problems]
+            problems += _lr_search_conflicts(spec, name, params.lr)
+            if data and "://" not in params.files:  # object stores are checked when read
+                problems += _files_problems(spec, name, params.files, params.lr, params.normalized, metas)
             continue
         if m._needs_teacher is not None:  # resolved: check its params against each dataset and the teacher
             _check_params(spec, name, m, metas, problems)
@@ -181,30 +226,13 @@ def _check_tuning(spec: Spec, problems: list[str]) -> None:
                 return
 
 
-def check_spec(spec: Spec) -> None:
-    """Check a parsed spec against registries, data roots and class counts; raise every problem at once."""
+def _check_datasets(spec: Spec, bad_archs: set[str], problems: list[str]) -> dict[str, DatasetMeta]:
+    """Each dataset's loader, root and class counts; each arch against its image size; IPC against its
+    classes. Returns the meta of each dataset that loads (what method params and sets are checked with)."""
     from ddray.data import dataset_meta
     from ddray.models import validate_arch
 
-    problems: list[str] = []
     metas: dict[str, DatasetMeta] = {}
-    bad_archs: set[str] = set()  # each reported once, where the user wrote it
-    for i, arch in enumerate(spec.archs):
-        try:
-            validate_arch(arch)
-        except (InputError, ValueError) as e:
-            problems.append(f"archs.{i}: {e}")
-            bad_archs.add(arch)
-    for i, t in enumerate(spec.teacher_list):
-        where = f"teachers.{i}" if isinstance(spec.teachers, list) else "teachers"
-        try:
-            if spec.teachers is not None or t.arch not in bad_archs:  # the default teacher is archs[0]
-                validate_arch(t.arch)
-        except (InputError, ValueError) as e:
-            problems.append(f"{where}.arch: {e}")
-            bad_archs.add(t.arch)
-        if t.checkpoint and not Path(t.checkpoint).is_file():
-            problems.append(f"{where}.checkpoint: {t.checkpoint} is not a file")
     for name, ds in spec.datasets.items():
         try:
             meta = dataset_meta(ds.loader or name, ds.root, field=f"datasets.{name}.root", **ds.options)
@@ -225,11 +253,40 @@ def check_spec(spec: Spec) -> None:
         for j, ipc in enumerate(spec.ipc):
             if ipc > smallest:
                 problems.append(f"ipc.{j}: {ipc} images per class, but the smallest class of '{name}' has {smallest}")
+    return metas
+
+
+def check_spec(spec: Spec, data: bool = True) -> None:
+    """Check a parsed spec against the registries and, with `data`, against data roots, class counts
+    and the files it names (checkpoints, distilled sets); raise every problem at once."""
+    from ddray.models import validate_arch
+
+    problems: list[str] = []
+    metas: dict[str, DatasetMeta] = {}
+    bad_archs: set[str] = set()  # each reported once, where the user wrote it
+    for i, arch in enumerate(spec.archs):
+        try:
+            validate_arch(arch)
+        except (InputError, ValueError) as e:
+            problems.append(f"archs.{i}: {e}")
+            bad_archs.add(arch)
+    for i, t in enumerate(spec.teacher_list):
+        where = f"teachers.{i}" if isinstance(spec.teachers, list) else "teachers"
+        try:
+            if spec.teachers is not None or t.arch not in bad_archs:  # the default teacher is archs[0]
+                validate_arch(t.arch)
+        except (InputError, ValueError) as e:
+            problems.append(f"{where}.arch: {e}")
+            bad_archs.add(t.arch)
+        if data and t.checkpoint and not Path(t.checkpoint).is_file():
+            problems.append(f"{where}.checkpoint: {t.checkpoint} is not a file")
+    if data:
+        metas = _check_datasets(spec, bad_archs, problems)
     if spec.protocol not in PRESETS:
         problems.append(f"protocol: unknown preset '{spec.protocol}'{did_you_mean(spec.protocol, PRESETS)}; known: {', '.join(PRESETS)}")
     else:
         _check_protocols(spec, problems)
-    _check_methods(spec, metas, problems)
+    _check_methods(spec, metas, problems, data)
     if not bad_archs:  # a misspelled arch would also make its resources entry look unknown
         _check_resources(spec, problems)
     _check_full(spec, problems)

@@ -6,6 +6,10 @@ workers on the CPU with a few images so that a broken harness is caught before a
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from benchmarks import gpu
 
 
@@ -25,3 +29,25 @@ def test_best_fraction_prefers_the_larger_share_on_ties():
              {"arch": "b", "fraction": 1.0, "trials_per_hour": 100.0},
              {"arch": "b", "fraction": 0.5, "trials_per_hour": 101.0}]
     assert gpu.best_fractions(cells) == {"a": 0.25, "b": 1.0}
+
+
+def test_imagenet_trial_harness_runs_the_engine_on_cpu(tmp_path):
+    """The RD³ ImageNet trial benchmark at toy sizes: same code path as on the GPU, figures not checked."""
+    figures = gpu.main(["--imagenet", "--device", "cpu", "--classes", "4", "--size", "32", "--ipcs", "2",
+                        "--batch", "4", "--steps", "3", "--n-eval", "8", "--out", str(tmp_path)])
+    assert set(figures) == {"imagenet ipc2 train img/s", "imagenet ipc2 projected h/trial",
+                            "imagenet ipc2 teacher-cl train img/s", "imagenet ipc2 teacher-cl projected h/trial"}
+    assert all(v > 0 for v in figures.values())
+    cells = json.loads((tmp_path / "imagenet.json").read_text())
+    assert [c["steps"] for c in cells] == [4, 4]  # 3 steps rounded up to whole epochs of 2 steps
+    assert "| 2 | as loaded (NCHW) | 4 |" in (tmp_path / "imagenet.md").read_text()
+    assert not (tmp_path / "gpu.md").exists()  # --imagenet alone does not run the packing cells
+
+
+def test_gpu_benchmarks_skip_cleanly_without_cuda(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is here: the benchmark would run")
+    assert gpu.main(["--all"]) == {}
+    assert "gpu: skipped (no CUDA device here)" in capsys.readouterr().out

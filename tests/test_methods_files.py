@@ -48,9 +48,34 @@ def _write_pt(folder, **tensors) -> None:
 def test_pt_folder_with_template_soft_labels_and_lr(tmp_path, digits):
     images, labels = _set(digits, soft=True)
     _write_pt(tmp_path / "digits" / f"ipc{IPC}", images=images, labels=labels, lr=torch.tensor(0.03))
-    ds = load_files(str(tmp_path / "{dataset}" / "ipc{ipc}"), digits, IPC)
+    ds = load_files(str(tmp_path / "{dataset}" / "ipc{ipc}"), digits, IPC, lr="set")
     assert torch.equal(ds.images, images) and torch.equal(ds.labels, labels)
     assert ds.soft and ds.lr == pytest.approx(0.03)
+
+
+def test_a_shipped_lr_is_used_or_refused_never_dropped(tmp_path, digits):
+    images, labels = _set(digits)
+    _write_pt(tmp_path / "with", images=images, labels=labels, lr=torch.tensor(0.03))
+    with pytest.raises(InputError, match=r"with/lr\.pt: the set ships its own learning rate \(0\.03\).*`lr: set`.*`lr: protocol`"):
+        load_files(str(tmp_path / "with"), digits, IPC)
+    assert load_files(str(tmp_path / "with"), digits, IPC, lr="protocol").lr is None  # the user's explicit choice
+    _write_pt(tmp_path / "without", images=images, labels=labels)
+    assert load_files(str(tmp_path / "without"), digits, IPC).lr is None
+    with pytest.raises(InputError, match=r"without/lr\.pt: lr: set, but this set ships no learning rate"):
+        load_files(str(tmp_path / "without"), digits, IPC, lr="set")
+
+
+def test_mtt_file_names(tmp_path, digits):
+    """MTT saves images_best.pt, labels_best.pt and syn_lr_best.pt (a tensor that required grad)."""
+    images, labels = _set(digits)
+    torch.save(images, tmp_path / "images_best.pt")
+    torch.save(labels, tmp_path / "labels_best.pt")
+    torch.save(torch.tensor(0.01, requires_grad=True), tmp_path / "syn_lr_best.pt")
+    ds = load_files(str(tmp_path), digits, IPC, lr="set")
+    assert torch.equal(ds.images, images) and torch.equal(ds.labels, labels) and ds.lr == pytest.approx(0.01)
+    torch.save(images, tmp_path / "images.pt")
+    with pytest.raises(InputError, match=r"holds images\.pt and images_best\.pt: keep one images file"):
+        load_files(str(tmp_path), digits, IPC)
 
 
 def test_pt_folder_without_labels_gets_class_major_hard_labels(tmp_path, digits):
@@ -74,7 +99,7 @@ def test_shuffled_hard_labels_are_reordered_class_major(tmp_path, digits):
 def test_npz_and_single_pt_file(tmp_path, digits):
     images, labels = _set(digits)
     np.savez(tmp_path / "set.npz", images=images.numpy(), labels=labels.numpy(), lr=np.float32(0.5))
-    ds = load_files(str(tmp_path / "set.npz"), digits, IPC)
+    ds = load_files(str(tmp_path / "set.npz"), digits, IPC, lr="set")
     assert torch.equal(ds.images, images) and torch.equal(ds.labels, labels) and ds.lr == 0.5
     torch.save({"images": images, "labels": labels}, tmp_path / "set.pt")
     assert torch.equal(load_files(str(tmp_path / "set.pt"), digits, IPC).images, images)
@@ -196,8 +221,8 @@ def test_save_load_roundtrip_local_and_subtree_fs(tmp_path, digits):
     meta = json.loads((tmp_path / "artifacts/distilled/k1/meta.json").read_text())
     assert meta["labels"] == "hard" and meta["lr"] is None
     # a saved set is also a valid `files` folder, keeping its own time-to-synthesize
-    again = load_files(str(tmp_path / "a" / "b"), digits, IPC)
-    assert torch.equal(again.images, images) and again.synth_seconds == 1.5
+    again = load_files(str(tmp_path / "a" / "b"), digits, IPC, lr="set")
+    assert torch.equal(again.images, images) and again.synth_seconds == 1.5 and again.lr == pytest.approx(0.01)
 
 
 def test_load_without_meta_is_an_interrupted_save(tmp_path):
@@ -227,3 +252,140 @@ def test_sets_are_checked_against_the_dataset_meta_alone(tmp_path, digits):
     _write_pt(tmp_path, images=torch.full((IPC * 10, 1, 8, 8), float("nan")))
     with pytest.raises(InputError, match="non-finite"):
         read_files(str(tmp_path), meta, IPC)
+
+
+# ---------------------------------------------------------------- ImageFolders as SRe2L / RDED release them
+
+WNIDS = ["n01440764", "n01443537", "n01484850"]  # ImageNet's first three classes, sorted like torchvision's
+
+
+@pytest.fixture(scope="module")
+def wnid_data(tmp_path_factory):
+    """A tiny real ImageFolder named by wnid (3 classes, 16×16 RGB): the classes a distilled set must match."""
+    root = tmp_path_factory.mktemp("wnid-data")
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 3), ("val", 1)):
+        for wnid in WNIDS:
+            (root / split / wnid).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / split / wnid / f"{i}.png")
+    data = load_dataset("imagefolder", str(root))
+    assert data.classes == WNIDS
+    return data
+
+
+def _distilled_folder(root, names: list[str], pixels: np.ndarray) -> str:
+    """One class folder per name holding that class's images (pixels: classes × IPC × H × W × 3)."""
+    for name, cls_pixels in zip(names, pixels):
+        (root / name).mkdir(parents=True)
+        for i, p in enumerate(cls_pixels):
+            Image.fromarray(p).save(root / name / f"{i:05d}.png")
+    return str(root)
+
+
+def test_sre2l_index_folders_and_wnid_folders_give_the_same_labels(tmp_path, wnid_data, capfd):
+    pixels = np.random.default_rng(2).integers(0, 256, (3, IPC, 16, 16, 3), dtype=np.uint8)
+    by_index = load_files(_distilled_folder(tmp_path / "sre2l", ["new000", "new001", "new002"], pixels), wnid_data, IPC)
+    log = capfd.readouterr().err
+    by_wnid = load_files(_distilled_folder(tmp_path / "wnid", WNIDS, pixels), wnid_data, IPC)
+    rded = load_files(_distilled_folder(tmp_path / "rded", ["00000", "00001", "00002"], pixels), wnid_data, IPC)
+    assert torch.equal(by_index.labels, class_major_labels(3, IPC))
+    for other in (by_wnid, rded):
+        assert torch.equal(other.labels, by_index.labels) and torch.equal(other.images, by_index.images)
+    assert "3 class folders matched to the classes of" in log and "by index in the folder name" in log
+    assert "new000 -> 0 (n01440764), new001 -> 1 (n01443537)" in log
+    assert "by class name: n01440764 -> 0 (n01440764)" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "names, match",
+    [
+        (["new000", "new001", "new003"], r"new003: names class index 3, but .* has 3 classes \(0 to 2\)"),
+        (["new000", "new001"], r"sets/x: has 2 class folders, but .* has 3 classes: no folder \(matched by index "
+                               r"in the folder name\) for 1 class\(es\): 2 \(n01484850\)"),
+        (["n01440764", "n01443537", "n09999999"], r"x/n09999999: matches no class of .* named like n01440764"),
+        (["new000", "new001", "new01"], r"x/new01: names class 1 \(n01443537\), as folder 'new001' does"),
+        (["tench", "goldfish", "shark"], r"x/goldfish: class folder 'goldfish' matches no class of .*: name the 3 "
+                                         r"class folders like its classes \(n01440764, n01443537, n01484850\) or by class index"),
+    ],
+)
+def test_class_folders_that_do_not_fit_name_the_folder(tmp_path, wnid_data, names, match):
+    pixels = np.zeros((len(names), IPC, 16, 16, 3), dtype=np.uint8)
+    with pytest.raises(InputError, match=match):
+        load_files(_distilled_folder(tmp_path / "sets" / "x", names, pixels), wnid_data, IPC)
+
+
+def test_files_method_trains_with_the_sets_lr_only_when_asked(tmp_path, digits):
+    """`lr` is a param the spec writes, so it is in the syn trials' keys; unset it is absent from them."""
+    from conftest import planned
+
+    images, labels = _set(digits)
+    _write_pt(tmp_path / "ipc1", images=images[::2], labels=labels[::2], lr=torch.tensor(0.05))
+    spec = {"name": "lr", "datasets": {"digits": {}}, "ipc": [1], "archs": ["convnet-d1-w16"], "seeds": [0],
+            "protocol": "ddranking-hard", "overrides": {"epochs": 1},
+            "methods": {"mine": {"files": str(tmp_path / "ipc{ipc}")}}}
+    default = {t.key: t for t in planned(spec).trials}
+    spec["methods"]["mine"]["lr"] = "set"
+    chosen = {t.key: t for t in planned(spec).trials}
+    syn = [t for t in chosen.values() if getattr(t.config, "arm", None) == "syn"]
+    assert syn and all(t.config.method.params == {"lr": "set"} for t in syn)
+    assert not any(t.key in default for t in syn)  # the choice changes the syn arms' numbers, so their keys
+    assert {k for k, t in chosen.items() if t not in syn} <= set(default)  # rdm and full arms are shared
+    assert all("lr" not in t.config.method.params for t in default.values() if getattr(t.config, "method", None))
+
+
+def _files_spec(files: str, **params) -> dict:
+    return {"name": "lr", "datasets": {"digits": {}}, "ipc": [IPC], "archs": ["convnet-d1-w16"], "seeds": [0],
+            "protocol": "ddranking-hard", "methods": {"mine": {"files": files, **params}}}
+
+
+def _problems(spec: dict) -> list[str]:
+    from ddray.spec import parse_spec
+    from ddray.spec_check import check_spec
+
+    try:
+        check_spec(parse_spec(spec))
+    except InputError as e:
+        return e.problems
+    return []
+
+
+def test_validation_asks_how_to_use_a_shipped_lr(tmp_path, digits):
+    images, labels = _set(digits)
+    _write_pt(tmp_path / "folder", images=images, labels=labels, lr=torch.tensor(0.03))
+    np.savez(tmp_path / "set.npz", images=images.numpy(), lr=np.float32(0.03))
+    torch.save({"images": images, "lr": torch.tensor(0.03)}, tmp_path / "set.pt")
+    for path in (tmp_path / "folder", tmp_path / "set.npz", tmp_path / "set.pt"):
+        assert [p.split(": ", 2)[:2] for p in _problems(_files_spec(str(path)))] == [["methods.mine.files", str(path)]]
+        assert "`lr: set`" in _problems(_files_spec(str(path)))[0]
+        assert _problems(_files_spec(str(path), lr="set")) == _problems(_files_spec(str(path), lr="protocol")) == []
+    _write_pt(tmp_path / "plain", images=images, labels=labels)
+    assert _problems(_files_spec(str(tmp_path / "plain"))) == []
+    assert _problems(_files_spec(str(tmp_path / "plain"), lr="set")) == [
+        f"methods.mine.lr: 'set', but {tmp_path / 'plain'} ships no learning rate (no lr.pt / lr entry)"]
+
+
+def test_lr_set_beside_an_lr_search_is_refused(tmp_path, digits):
+    images, labels = _set(digits)
+    _write_pt(tmp_path, images=images, labels=labels, lr=torch.tensor(0.03))
+    spec = _files_spec(str(tmp_path), lr="set")
+    spec["overrides"] = {"lr": [0.01, 0.1]}
+    assert any(p.startswith("methods.mine.lr: 'set' trains the syn arm with the set's own lr") for p in _problems(spec))
+
+
+def test_syn_arm_trains_with_the_sets_lr_and_rdm_with_the_protocols(tmp_path, digits):
+    """`lr: set` reaches the engine (the epoch callback sees the lr it trains with); rdm keeps the protocol's."""
+    from conftest import planned
+    from ddray.run.context import WorkerEnv
+    from ddray.run.execute import execute
+
+    images, labels = _set(digits, seed=3)
+    _write_pt(tmp_path / "set" / "ipc1", images=images[::2], labels=labels[::2], lr=torch.tensor(0.05))
+    spec = _files_spec(str(tmp_path / "set" / "ipc{ipc}"), lr="set")
+    spec.update(ipc=[1], overrides={"epochs": 1, "batch_size": 16})
+    trials = {(t.config.arm, t.config.aug): t for t in planned(spec).stage("eval")}
+    env = WorkerEnv(store=str(tmp_path / "store"))
+    seen: dict[str, float] = {}
+    for arm in ("syn", "rdm"):
+        execute(trials[(arm, False)], env, torch.device("cpu"), on_epoch=lambda _e, m, arm=arm: seen.setdefault(arm, m["lr0"]))
+    assert seen == {"syn": pytest.approx(0.05), "rdm": pytest.approx(0.01)}  # ddranking-hard's lr is 0.01

@@ -93,12 +93,13 @@ class TrialRun:
 
     def distilled_set(self):  # -> ddray.methods.DistilledSet
         """The set a syn arm evaluates: a user's files, or the one its synthesis trial stored."""
-        from ddray.methods import load_distilled, load_files
+        from ddray.methods import FilesParams, load_distilled, load_files
 
         cfg = self.config
         method = cfg.method  # type: ignore[union-attr]
-        if method.kind == "files":
-            return load_files(method.files, self.data, cfg.ipc, normalized=method.params.get("normalized", True))  # type: ignore[union-attr]
+        if method.kind == "files":  # its params as the spec wrote them (normalized, lr), checked
+            p = FilesParams.model_validate({**method.params, "files": method.files})  # type: ignore[union-attr]
+            return load_files(p.files, self.data, cfg.ipc, p.normalized, lr=p.lr)  # type: ignore[union-attr]
         return load_distilled(self.store.loc.fs, self.store.artifact_dir("distilled", cfg.synth))  # type: ignore[union-attr]
 
 

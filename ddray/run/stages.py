@@ -52,9 +52,14 @@ def run_eval(run: TrialRun) -> Outcome:
     cfg: EvalConfig = run.config  # type: ignore[assignment]
     protocol = cfg.recipe
     extra: dict[str, object] = {}
+    lr = None  # the protocol's
     if cfg.arm == "syn":
         ds = run.distilled_set()
         x, y = ds.images, ds.labels
+        if cfg.method is not None and cfg.method.kind == "files":
+            # A user's set carries an lr only when read with `lr: set`, a param in this trial's key.
+            # (A plugin's returned lr is not used: nothing in its keys would say so.)
+            lr = ds.lr
         if y.ndim == 2 and cfg.labels == "hard":
             y = y.argmax(dim=1)  # a soft-label set evaluated under hard labels: its argmax classes
         extra = {"synth_s": ds.synth_seconds, "synth_device": ds.device}  # None for a user's files
@@ -62,6 +67,6 @@ def run_eval(run: TrialRun) -> Outcome:
         x, y = rdm_arm(run.data, cfg.ipc, cfg.seed)
     val = validation_split(run.data, protocol.val_fraction, cfg.seed)[1] if isinstance(protocol.lr, tuple) else None
     res = train_student(x.to(run.device), y.to(run.device), run.data, cfg.arch, protocol, labels=cfg.labels,
-                        aug=cfg.aug, seed=cfg.seed, teachers=run.teachers(), device=run.device,
+                        aug=cfg.aug, seed=cfg.seed, teachers=run.teachers(), device=run.device, lr=lr,
                         checkpointer=run.checkpointer(protocol.epochs), on_epoch=run.on_epoch, val=val)
     return Outcome.of_training(res, **extra)
