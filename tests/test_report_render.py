@@ -30,6 +30,16 @@ def report(rows):
     return build_report(rows, n_boot=100)
 
 
+
+def test_a_report_of_full_data_rows_only_shows_their_accuracy():
+    """No syn rows, no scores: the accuracy table alone, never a KeyError from the empty rankings."""
+    from ddray.report import build_report, render
+    from ddray.report.synthetic import synthetic_rows
+
+    rows = synthetic_rows(seed=0)
+    text = render(build_report(rows[rows["stage"] == "full"]), "md")
+    assert "Accuracy %" in text and "Robust scores" not in text
+
 def test_write_report_writes_every_format_and_a_self_contained_html(report, tmp_path):
     paths = write_report(report, tmp_path)
     names = {p.name for p in paths}

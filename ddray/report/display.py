@@ -171,8 +171,9 @@ def synth_table(report: Report) -> DisplayTable:
 def display_tables(report: Report) -> list[DisplayTable]:
     """Every human-readable table in report order (tracks side by side: fixed first)."""
     tables: list[DisplayTable] = []
+    scored = set(report.scores["track"]) if len(report.scores) else set()  # a store of full-data rows has no scores
     for builder in (scores_table, accuracy_table, rankings_table, kendall_table):
-        tables += [builder(report, t) for t in report.tracks]
+        tables += [builder(report, t) for t in report.tracks if builder is accuracy_table or t in scored]
     if len(report.tuning):
         tables.append(tuning_table(report))
     if len(report.synth):
