@@ -97,7 +97,9 @@ def test_fractional_gpus_pack_four_trials_per_gpu(ray_local, tmp_path):
     log = tmp_path / "log"
     log.mkdir()
     spec = copy.deepcopy(TINY_SPEC)
-    spec["methods"] = {"sleepy": {"kind": "tests.plugin_methods:sleepy", "seconds": 3.0, "log": str(log)}}
+    # A barrier, not a guessed sleep: each probe waits (up to 60 s) until all four have started, so
+    # they overlap exactly when Ray packed four 0.25-GPU trials on the one GPU at once.
+    spec["methods"] = {"probe": {"kind": "tests.plugin_methods:noded", "together": 4, "seconds": 0.5, "log": str(log)}}
     spec["seeds"] = [0, 1, 2, 3]
     spec["resources"] = {"synth": {"cpu": 0.5, "gpu": 0.25}, "default": {"cpu": 0.5, "gpu": 0.25}}
     spec["arms"] = [{"arm": "syn", "labels": "hard", "aug": False}]
