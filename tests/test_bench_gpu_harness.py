@@ -12,6 +12,8 @@ import pytest
 
 from benchmarks import gpu
 
+pytestmark = pytest.mark.slow  # starts worker processes and trains: not in `make test-fast`
+
 
 def test_packing_harness_runs_workers_side_by_side(tmp_path):
     figures = gpu.main(["--device", "cpu", "--archs", "convnet-d3", "--fractions", "1", "0.5",

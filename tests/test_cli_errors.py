@@ -81,6 +81,7 @@ def test_unsupported_store_scheme_names_the_supported_ones(tmp_path):
     assert "unsupported scheme 'ftp://'" in result.output and "file://, s3:// or gs://" in result.output
 
 
+@pytest.mark.slow
 def test_unreachable_gs_store_gives_up_in_bounded_time(tmp_path):
     """GCS retries an unreachable endpoint for minutes inside native code; the store's first call
     has a deadline. Everything points at a closed local port (the metadata server too), so no

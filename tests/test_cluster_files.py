@@ -198,6 +198,7 @@ def test_every_kuberay_pod_installs_the_wheel_before_ray_starts():
             assert {"name": "ddray-dist", "configMap": {"name": "ddray-dist"}} in pod["volumes"]
 
 
+@pytest.mark.slow
 def test_make_wheel_builds_the_file_the_cluster_files_install(tmp_path: Path):
     """`make wheel`'s build of this checkout is named WHEEL, holds every module of the package,
     and fits a Kubernetes ConfigMap (1 MiB, base64-encoded), which carries it to KubeRay pods."""

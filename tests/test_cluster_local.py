@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 from ddray.cluster.cli import cluster_app
 from ddray.cluster.local import LocalCluster, _cluster_pids, start_local_cluster
 
+pytestmark = pytest.mark.ray  # starts a Ray cluster: not in `make test-fast`
+
 N_TASKS = 6  # > 4 quarter-GPU tasks per 1-GPU node: needs a second node
 
 DRIVER = r"""
 import json, os, sys, time
 import ray
-
-pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
 
 ray.init(address=sys.argv[1], log_to_driver=False)
 

@@ -51,6 +51,7 @@ def _weights_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.slow
 def test_full_data_convnet_d3_reaches_95(teacher):
     assert teacher.status == "ok" and teacher.epochs_run == 6
     assert teacher.top1 >= 0.95
@@ -66,6 +67,7 @@ def test_ipc10_beats_ipc1(digits):
     assert acc[10] > acc[1] + 0.15, acc
 
 
+@pytest.mark.slow
 def test_soft_labels_from_a_teacher_beat_hard_labels(digits, teacher):
     """DD-Ranking's warning: a teacher's soft labels on a random IPC-1 subset beat its hard labels."""
     x, y = rdm_arm(digits, 1, seed=0)
@@ -220,6 +222,7 @@ def test_cuda_path_bf16_channels_last_and_resume(digits, teacher):
     assert next(r.model.parameters()).device.type == "cuda"
 
 
+@pytest.mark.slow
 def test_compiled_step_is_deterministic_resumable_and_close_to_eager(digits):
     """`compile: true` runs the same algorithm: same trial twice identical, resume bit-exact, ≈ eager."""
     run = _small_trial(digits, compile=True)
@@ -234,6 +237,7 @@ def test_compiled_step_is_deterministic_resumable_and_close_to_eager(digits):
     assert abs(eager.loss - a.loss) < 1e-3 * max(1.0, abs(eager.loss))
 
 
+@pytest.mark.slow
 def test_compiled_soft_labels_compile_the_teacher_too_and_stay_deterministic(digits):
     """With `compile: true` the teacher's forward is compiled as well; the shared teacher module is untouched."""
     from ddray.models import build_model

@@ -158,6 +158,7 @@ def _mean_acc(name: str, digits, seeds, **over) -> float:
     return sum(_hard_accuracy(run(name, digits, None, ipc=1, seed=s, **over), digits) for s in seeds) / len(seeds)
 
 
+@pytest.mark.slow
 def test_herding_beats_random_at_ipc1(digits):
     """Fixed seeds, three synthesis seeds each (measured: herding 0.78 vs random 0.66)."""
     rnd = _mean_acc("random", digits, range(3))
@@ -165,6 +166,7 @@ def test_herding_beats_random_at_ipc1(digits):
     assert herding > rnd + 0.05, (herding, rnd)
 
 
+@pytest.mark.slow
 def test_dm_beats_its_real_init_and_random_at_ipc1(digits):
     """DM's promise, paired: the same real init, then 100 matching steps (measured on seeds 0..3:
     init 0.63/0.55/0.56/0.65 -> DM 0.80/0.69/0.67/0.71; random 0.60/0.73/0.67/0.64)."""

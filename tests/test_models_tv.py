@@ -126,6 +126,7 @@ def smallest_of_each_architecture() -> list[str]:
     return sorted(name for _, name in smallest.values())
 
 
+@pytest.mark.slow
 def test_every_architecture_has_a_head_that_runs_last():
     """The generic head rule holds across the zoo: on the meta device (no memory), the module
     `embed` hooks is the last Linear/Conv2d to run, and its output is the model's output."""

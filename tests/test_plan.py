@@ -32,6 +32,7 @@ def test_quickstart_plan_json_has_every_trial_with_key():
     assert len(keys) == len(set(keys)) == sum(data["counts"].values())
 
 
+@pytest.mark.slow
 def test_keys_stable_in_a_second_process():
     code = ("import json; from ddray.spec_check import load_spec; from ddray.plan import make_plan; "
             f"print(json.dumps(sorted(make_plan(load_spec({str(REPO / 'specs/quickstart.yaml')!r}, check=False)).keys())))")

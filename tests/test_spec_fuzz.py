@@ -4,6 +4,7 @@ is refused at load, and numbers are numbers (no booleans, no inf/NaN, seeds in r
 
 from __future__ import annotations
 
+import pytest
 import copy
 import re
 import time
@@ -132,6 +133,7 @@ def _apply(spec: dict, m) -> dict | None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(m=_mutations())
+@pytest.mark.slow
 def test_malformed_specs_exit_2_with_field_path(tmp_path, m):
     if m[0] == "text":
         p = write_spec(tmp_path / "spec.yaml", TINY_SPEC)
