@@ -35,14 +35,14 @@ ARCHS = ("convnet-d3", "resnet18")
 def _data(ipc: int, n_test: int, seed: int):
     import torch
 
-    from ddray.data.types import RealData
+    from ddray.data import build_real_data
 
     g = torch.Generator().manual_seed(seed)
     classes = [str(c) for c in range(10)]
     train_y = torch.arange(10).repeat_interleave(max(ipc, 50))
-    data = RealData("made-up-cifar", torch.randn(len(train_y), 3, 32, 32, generator=g), train_y,
-                    torch.randn(n_test, 3, 32, 32, generator=g), torch.randint(0, 10, (n_test,), generator=g),
-                    classes, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    data = build_real_data("made-up-cifar", torch.randn(len(train_y), 3, 32, 32, generator=g), train_y,
+                           torch.randn(n_test, 3, 32, 32, generator=g), torch.randint(0, 10, (n_test,), generator=g),
+                           classes, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), normalized=True)
     x = torch.randn(10 * ipc, 3, 32, 32, generator=g)
     y = torch.arange(10).repeat_interleave(ipc)
     return data, x, y

@@ -46,9 +46,11 @@ def _image_problems(x: Tensor, data: RealData | DatasetMeta, ipc: int | None) ->
         problems.append(("images", f"images have shape {tuple(x.shape)}; {expected}"))
     elif x.shape[0] == 0:
         problems.append(("images", "no images"))
-    if not x.is_floating_point():
+    if x.dtype == torch.uint8 and ipc is None:
+        pass  # real stored pixels (an rdm or full arm), normalized per batch on the device
+    elif not x.is_floating_point():
         problems.append(("images", f"images must be floating point, got {x.dtype}"))
-    elif bad := int((~torch.isfinite(x)).sum()):
+    elif x.device.type != "meta" and (bad := int((~torch.isfinite(x)).sum())):
         problems.append(("images", f"images contain {bad} non-finite values (NaN or inf)"))
     return problems
 
