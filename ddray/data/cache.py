@@ -100,9 +100,16 @@ class EntryInfo:
     meta: dict[str, Any]
 
     @property
+    def kind(self) -> str:
+        """split, embeddings, statistics (a split too large to cache keeps only these), or unreadable."""
+        if not self.meta:
+            return "unreadable"
+        return self.meta.get("describe", {}).get("kind") or ("split" if self.meta.get("pixels") else "statistics")
+
+    @property
     def what(self) -> str:
         d = self.meta.get("describe", {})
-        return ", ".join(f"{k}={v}" for k, v in d.items() if v not in (None, {}, ""))
+        return ", ".join(f"{k}={v}" for k, v in d.items() if k != "kind" and v not in (None, {}, ""))
 
 
 def _dir_bytes(path: Path) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from .cache import Layout, NodeCache, entry_id, fingerprint
 from .pixels import STATS_CHUNK, chunk_stats
 from .prefetch import prefetch
 from .sources import DecodedSource, PixelSource
+
+FILL_CHUNK = 1024  # images decoded per step of a cache build (a progress bar's step)
 
 
 @dataclass
@@ -77,8 +79,9 @@ class SplitPixels:
     def cacheable(self) -> bool:
         return self.slot is not None and self.slot.cache.enabled and bool(self.source.files())
 
-    def resident(self, build: bool) -> np.ndarray | None:
-        """The whole split as an array without decoding: in memory, or its node-cache entry (built if `build`)."""
+    def resident(self, build: bool, progress: Callable[[int], None] | None = None) -> np.ndarray | None:
+        """The whole split as an array without decoding: in memory, or its node-cache entry (built if
+        `build`, calling `progress(rows)` as rows are decoded)."""
         with self._lock:
             if self._array is None:
                 self._array = self.source.array()
@@ -87,7 +90,8 @@ class SplitPixels:
                 eid = self.slot.entry_id(self.source)
                 entry = self.slot.cache.open(eid, self.layout)
                 if entry is None and build:
-                    entry = self.slot.cache.build(eid, self.layout, self.slot.describe, self._fill, self._labels)
+                    fill = functools.partial(self._fill, progress=progress)
+                    entry = self.slot.cache.build(eid, self.layout, self.slot.describe, fill, self._labels)
                 if entry is not None and self._labels_match(entry):
                     self._array = entry.x
             return self._array
@@ -96,13 +100,17 @@ class SplitPixels:
         y = self.slot.cache.labels(entry) if self.slot is not None else None
         return y is not None and np.array_equal(y, self._labels)
 
-    def _fill(self, out: np.ndarray) -> None:
+    def _fill(self, out: np.ndarray, progress: Callable[[int], None] | None = None) -> None:
         if isinstance(self.source, DecodedSource):
             self.source.fill_all(out)
+            if progress is not None:
+                progress(out.shape[0])
             return
-        for start in range(0, out.shape[0], STATS_CHUNK):
-            rows = np.arange(start, min(start + STATS_CHUNK, out.shape[0]))
+        for start in range(0, out.shape[0], FILL_CHUNK):
+            rows = np.arange(start, min(start + FILL_CHUNK, out.shape[0]))
             self.source.fill(out[start:start + len(rows)], rows)
+            if progress is not None:
+                progress(len(rows))
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """Rows of the base split: from the resident array, else decoded from the source.
@@ -222,6 +230,10 @@ class Split:
     def stats(self, scale: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean/std of the pixels / `scale` (of the base split: views share its statistics)."""
         return self.pixels.stats(scale)
+
+    def warm(self, progress: Callable[[int], None] | None = None) -> bool:
+        """Make the whole split resident (build its node-cache entry); False when it must be streamed."""
+        return self.pixels.resident(build=True, progress=progress) is not None
 
     def cache_entry(self) -> tuple[NodeCache, str] | None:
         """The node cache and this split's entry id, under which arrays derived from all of its pixels
