@@ -292,3 +292,42 @@ def test_undecodable_images_are_named_with_their_count(tmp_path):
     assert msg.startswith("datasets.imagefolder.root: 5 image file(s) cannot be decoded: ")
     assert str(bad[0]) in msg and "and 2 more" in msg
     assert not [e for e in NodeCache(tmp_path / "cache").entries() if e.meta.get("pixels")]  # nothing half-built
+
+
+def test_selection_methods_share_one_embedding_pass_per_node(tmp_path):
+    from ddray.methods import SynthContext, get_method, synthesize
+
+    root = imagenet_shaped(tmp_path / "inet", train=6, val=2)
+
+    def run(method, cache, ipc=2):
+        clear_cache()
+        data = load_dataset("imagefolder", root, cache=cache, image_size=16)
+        entry = get_method(method)
+        return synthesize(entry, SynthContext(data, ipc, 0, entry.params({"arch": "convnet-d1-w16"}), None, CPU))
+
+    cache = NodeCache(tmp_path / "cache")
+    herding, kcenter, herding1 = run("herding", cache), run("kcenter", cache), run("herding", cache, ipc=1)
+    (emb,) = [e for e in cache.entries() if e.kind == "embeddings"]  # one pass for both methods and both IPCs
+    assert emb.meta["describe"]["arch"] == "convnet-d1-w16" and emb.meta["describe"]["seed"] == 0
+    assert kcenter.synth_seconds >= emb.meta["build_s"]  # the reused pass is still charged to the method
+    uncached = NodeCache(tmp_path / "none", 0)
+    assert torch.equal(run("herding", uncached).images, herding.images)
+    assert torch.equal(run("kcenter", uncached).images, kcenter.images)
+    assert torch.equal(run("herding", uncached, ipc=1).images, herding1.images)
+
+
+def test_time_to_synthesize_does_not_count_decoding_the_real_data(tmp_path, monkeypatch):
+    import time
+
+    from ddray.methods import SynthContext, get_method, synthesize
+
+    root = imagenet_shaped(tmp_path / "inet", train=4, val=2)
+    # no node cache: the method decodes its own images, slowly, from the files
+    data = load_dataset("imagefolder", root, cache=NodeCache(tmp_path / "cache", 0), image_size=16)
+    data.pixels  # noqa: B018  (statistics first: this loader has no constants)
+    decode = data.train.pixels.source._decode
+    monkeypatch.setattr(data.train.pixels.source, "_decode", lambda path: (time.sleep(0.2), decode(path))[1])
+    entry = get_method("random")
+    t0 = time.perf_counter()
+    ds = synthesize(entry, SynthContext(data, 2, 0, entry.params({}), None, CPU))
+    assert time.perf_counter() - t0 >= 0.2 and ds.synth_seconds < 0.1  # 6 slow decodes, none of them synthesis

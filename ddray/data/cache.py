@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +83,14 @@ class Layout:
 
 @dataclass(frozen=True)
 class Entry:
-    """An opened, checked entry: `x` is a copy-on-write memory map (writes stay private)."""
+    """An opened, checked entry: `x` is a copy-on-write memory map (writes stay private).
+
+    `fresh`: this process just built it (else it was found, built earlier or by another process)."""
 
     path: Path
     x: np.ndarray
     meta: dict[str, Any]
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,8 @@ class NodeCache:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-        return self.open(eid, layout)
+        built = self.open(eid, layout)
+        return None if built is None else replace(built, fresh=True)
 
     def _replace(self, eid: str, tmp: Path) -> None:
         """Rename `tmp` into place; a stale entry there (partial, foreign, stats only) goes, its stats stay."""

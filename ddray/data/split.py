@@ -15,8 +15,10 @@ in memory. Pixels stay in the stored dtype: `RealData.pixels` normalizes a batch
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,35 @@ from .prefetch import prefetch
 from .sources import DecodedSource, PixelSource
 
 FILL_CHUNK = 1024  # images decoded per step of a cache build (a progress bar's step)
+
+
+class _DataClock:
+    """Seconds this process spent producing pixels (decoding files, building cache entries).
+
+    Why: data is now decoded when a trial first reads it, inside whatever it is doing; a method's
+    time-to-synthesize must not count loading the real data (`ddray.methods.timing` subtracts it),
+    as it never did when every split was decoded before the method ran.
+    """
+
+    def __init__(self) -> None:
+        self._seconds = 0.0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def timing(self) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._seconds += time.perf_counter() - t0
+
+    def seconds(self) -> float:
+        with self._lock:
+            return self._seconds
+
+
+DATA_CLOCK = _DataClock()
 
 
 @dataclass
@@ -91,7 +122,8 @@ class SplitPixels:
                 entry = self.slot.cache.open(eid, self.layout)
                 if entry is None and build:
                     fill = functools.partial(self._fill, progress=progress)
-                    entry = self.slot.cache.build(eid, self.layout, self.slot.describe, fill, self._labels)
+                    with DATA_CLOCK.timing():
+                        entry = self.slot.cache.build(eid, self.layout, self.slot.describe, fill, self._labels)
                 if entry is not None and self._labels_match(entry):
                     self._array = entry.x
             return self._array
@@ -119,14 +151,18 @@ class SplitPixels:
         everything anyway); one that can (image files) never builds for a partial read.
         """
         array = self.resident(build=not self.source.partial)
-        return array[rows] if array is not None else self.source.read(rows)
+        if array is not None:
+            return array[rows]
+        with DATA_CLOCK.timing():
+            return self.source.read(rows)
 
     def whole(self) -> np.ndarray:
         """The whole split in memory: resident, or decoded here into this process (kept)."""
         with self._lock:
             array = self.resident(build=True)
             if array is None:
-                self._array = array = self.source.read(np.arange(self.source.count))
+                with DATA_CLOCK.timing():
+                    self._array = array = self.source.read(np.arange(self.source.count))
             return array
 
     def stats(self, scale: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -154,7 +190,13 @@ class SplitPixels:
                 contiguous = len(part) > 0 and bool(np.all(np.diff(part) == 1))
                 yield array[part[0]:part[-1] + 1] if contiguous else array[part]
             return
-        yield from prefetch(functools.partial(self.source.read, rows[s:s + size]) for s in starts)
+        chunks = prefetch(functools.partial(self.source.read, rows[s:s + size]) for s in starts)
+        while True:
+            with DATA_CLOCK.timing():  # the time spent waiting for a chunk is the decode not hidden by the caller's work
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            yield chunk
 
 
 class Split:
