@@ -131,6 +131,8 @@ def test_statistics_from_train_pixels_are_computed_once_per_node(tmp_path, monke
     first = load_dataset("imagefolder", root, cache=cache, image_size=16)
     write_set(first, tmp_path / "sets")
     assert first.pixels.mean != (0.0, 0.0, 0.0)
+    kinds = {(e.kind, e.meta["describe"]["split"]) for e in cache.entries()}
+    assert kinds == {("statistics", "train")}  # a streamed pass: the train split is neither cached nor held
     syn = next(t for t in planned(files_spec(root, tmp_path / "sets", image_size=16)).stage("eval")
                if t.config.arm == "syn")
     clear_cache()

@@ -93,6 +93,17 @@ class Entry:
     fresh: bool = False
 
 
+def read_rows(entry: Entry, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of an entry by plain file reads: unlike indexing `entry.x`, they do not
+    stay mapped into this process (its RSS), which suits one-off passes such as statistics."""
+    row = entry.x.shape[1:]
+    count = (stop - start) * int(np.prod(row, dtype=np.int64))
+    with open(entry.path / "x.npy", "rb") as f:
+        f.seek(entry.x.offset + start * (count // max(1, stop - start)) * entry.x.dtype.itemsize)
+        data = np.fromfile(f, dtype=entry.x.dtype, count=count)
+    return data.reshape(stop - start, *row)
+
+
 @dataclass(frozen=True)
 class EntryInfo:
     """One entry as `ddray cache ls` shows it."""
@@ -154,8 +165,9 @@ class NodeCache:
         return self.root / eid
 
     # ------------------------------------------------------------------ reading
-    def open(self, eid: str, layout: Layout) -> Entry | None:
-        """The complete entry `eid` with exactly this layout, or None (absent, partial or foreign)."""
+    def open(self, eid: str, layout: Layout, labels: np.ndarray | None = None) -> Entry | None:
+        """The complete entry `eid` with exactly this layout (and these labels), or None (absent,
+        partial or foreign: then a build replaces it)."""
         path = self.path(eid)
         meta = _read_json(path / "meta.json")
         if meta is None or meta.get("version") != FORMAT_VERSION or not meta.get("pixels", True):
@@ -170,13 +182,14 @@ class NodeCache:
             return None
         if x.offset + layout.nbytes != os.path.getsize(path / "x.npy"):  # trailing bytes: not what we wrote
             return None
+        if labels is not None:
+            try:
+                stored = np.load(path / "y.npy", allow_pickle=False)
+            except (OSError, ValueError):
+                return None
+            if not np.array_equal(stored, labels):
+                return None
         return Entry(path, x, meta)
-
-    def labels(self, entry: Entry) -> np.ndarray | None:
-        try:
-            return np.load(entry.path / "y.npy", allow_pickle=False)
-        except (OSError, ValueError):
-            return None
 
     def stats(self, eid: str, scale: float) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         """Normalization statistics stored for `eid` at `scale`, if any."""
@@ -219,7 +232,7 @@ class NodeCache:
         if not self.enabled:
             return None
         with self.lock(eid):
-            entry = self.open(eid, layout)
+            entry = self.open(eid, layout, labels)
             if entry is not None:
                 return entry
             extra = 0 if labels is None else labels.nbytes
@@ -243,7 +256,7 @@ class NodeCache:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-        built = self.open(eid, layout)
+        built = self.open(eid, layout, labels)
         return None if built is None else replace(built, fresh=True)
 
     def _replace(self, eid: str, tmp: Path) -> None:

@@ -16,6 +16,16 @@ import torch
 from torch import Tensor
 
 STATS_CHUNK = 4096  # images per float64 chunk when computing statistics (bounds memory; fixes the sum order)
+STATS_PIXELS = STATS_CHUNK * 32 * 32  # beyond 64×64 images, a chunk holds at most this many pixels per channel
+
+
+def stats_chunk(height: int, width: int) -> int:
+    """Images per statistics chunk: 4096 up to 64×64 — the chunking every stored number was computed
+    with — and a bounded float64 chunk (~100 MB at 3 channels) for larger images (4096 images at
+    224 px would be 4.9 GB of float64)."""
+    if height * width <= 64 * 64:
+        return STATS_CHUNK
+    return max(1, STATS_PIXELS // (height * width))
 
 
 @dataclass(frozen=True)
@@ -70,11 +80,6 @@ def chunk_stats(chunks: Iterable[Tensor | np.ndarray], scale: float = 255.0) -> 
     var = (total_sq / max(count, 1) - mean.square()).clamp_min(0.0)
     std = var.sqrt().clamp_min(1e-8)
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-
-
-def channel_stats(x: Tensor | np.ndarray, scale: float = 255.0) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean/std of in-memory N×C×H×W pixels divided by `scale`."""
-    return chunk_stats((x[i:i + STATS_CHUNK] for i in range(0, x.shape[0], STATS_CHUNK)), scale)
 
 
 def normalize(x: Tensor | np.ndarray, mean: Sequence[float], std: Sequence[float], scale: float = 255.0) -> Tensor:

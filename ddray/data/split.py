@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .cache import Layout, NodeCache, entry_id, fingerprint
-from .pixels import STATS_CHUNK, chunk_stats
+from .cache import Entry, Layout, NodeCache, entry_id, fingerprint, read_rows
+from .pixels import chunk_stats, stats_chunk
 from .prefetch import prefetch
 from .sources import DecodedSource, PixelSource
 
@@ -116,21 +116,23 @@ class SplitPixels:
         with self._lock:
             if self._array is None:
                 self._array = self.source.array()
-            if self._array is None and self.cacheable:
-                assert self.slot is not None
-                eid = self.slot.entry_id(self.source)
-                entry = self.slot.cache.open(eid, self.layout)
-                if entry is None and build:
-                    fill = functools.partial(self._fill, progress=progress)
-                    with DATA_CLOCK.timing():
-                        entry = self.slot.cache.build(eid, self.layout, self.slot.describe, fill, self._labels)
-                if entry is not None and self._labels_match(entry):
+            if self._array is None:
+                entry = self._entry(build, progress)
+                if entry is not None:
                     self._array = entry.x
             return self._array
 
-    def _labels_match(self, entry: Any) -> bool:
-        y = self.slot.cache.labels(entry) if self.slot is not None else None
-        return y is not None and np.array_equal(y, self._labels)
+    def _entry(self, build: bool, progress: Callable[[int], None] | None = None) -> Entry | None:
+        """This split's node-cache entry (built if `build` and it fits), or None."""
+        if not self.cacheable or self.slot is None:
+            return None
+        eid = self.slot.entry_id(self.source)
+        entry = self.slot.cache.open(eid, self.layout, self._labels)
+        if entry is None and build:
+            fill = functools.partial(self._fill, progress=progress)
+            with DATA_CLOCK.timing():
+                entry = self.slot.cache.build(eid, self.layout, self.slot.describe, fill, self._labels)
+        return entry
 
     def _fill(self, out: np.ndarray, progress: Callable[[int], None] | None = None) -> None:
         if isinstance(self.source, DecodedSource):
@@ -166,24 +168,38 @@ class SplitPixels:
             return array
 
     def stats(self, scale: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean/std of the base split, computed once per node (kept in the cache entry)."""
+        """Per-channel mean/std of the base split, computed once per node (kept beside its cache entry)."""
         with self._lock:
             if scale in self._stats:
                 return self._stats[scale]
-            eid = self.slot.entry_id(self.source) if self.cacheable else None
+            eid = self.slot.entry_id(self.source) if self.cacheable and self.slot is not None else None
             found = self.slot.cache.stats(eid, scale) if eid is not None and self.slot is not None else None
             if found is None:
-                found = chunk_stats(self.chunks(np.arange(self.source.count), STATS_CHUNK), scale)
+                found = chunk_stats(self._pass(stats_chunk(*self.source.shape[1:])), scale)
                 if eid is not None and self.slot is not None:
                     self.slot.cache.save_stats(eid, scale, *found, describe=self.slot.describe)
             self._stats[scale] = found
             return found
 
-    def chunks(self, rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    def _pass(self, size: int) -> Iterator[np.ndarray]:
+        """The whole base split in order, `size` rows at a time, for a one-off pass that should not
+        hold the split: the array in memory, file reads of the cache entry, or decodes from the
+        source that build nothing (a source that decodes only as a whole builds its entry first)."""
+        count = self.source.count
+        array = self.source.array()
+        entry = None if array is not None else self._entry(build=not self.source.partial)
+        if array is None and entry is None:
+            yield from self.chunks(np.arange(count), size, build=False)
+            return
+        for start in range(0, count, size):
+            stop = min(start + size, count)
+            yield array[start:stop] if array is not None else read_rows(entry, start, stop)  # type: ignore[arg-type]
+
+    def chunks(self, rows: np.ndarray, size: int, build: bool = True) -> Iterator[np.ndarray]:
         """Rows `rows` in order, `size` at a time; streamed from the source, read ahead on a thread,
         when the split cannot be resident."""
         starts = range(0, len(rows), size)
-        array = self.resident(build=True)
+        array = self.resident(build=build)
         if array is not None:
             for s in starts:
                 part = rows[s:s + size]
