@@ -333,3 +333,19 @@ def test_time_to_synthesize_does_not_count_decoding_the_real_data(tmp_path, monk
     t0 = time.perf_counter()
     ds = synthesize(entry, SynthContext(data, 2, 0, entry.params({}), None, CPU))
     assert time.perf_counter() - t0 >= 0.2 and ds.synth_seconds < 0.1  # 6 slow decodes, none of them synthesis
+
+
+def test_a_validation_view_reads_its_rows_only(tmp_path, monkeypatch):
+    from ddray.data.imagefolder import ImageFolder
+    from ddray.engine import holdout_split
+    from ddray.run.tuned import validation_view
+
+    monkeypatch.setattr(ImageFolder, "mean", (0.5, 0.5, 0.5))
+    monkeypatch.setattr(ImageFolder, "std", (0.25, 0.25, 0.25))
+    cache = NodeCache(tmp_path / "cache")
+    data = load_dataset("imagefolder", imagenet_shaped(tmp_path / "inet", train=10), cache=cache, image_size=16)
+    seen = watch(data.train)
+    view = validation_view(data, 0.2, seed=0)
+    held = holdout_split(data.train.labels, 0.2, 0)[1]
+    assert torch.equal(view.test.resident(), torch.cat(list(view.test.chunks(4))))
+    assert set(seen.rows) == set(held.tolist()) and not cache.entries()  # the parent split is never cached for it

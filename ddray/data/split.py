@@ -199,7 +199,7 @@ class SplitPixels:
         """Rows `rows` in order, `size` at a time; streamed from the source, read ahead on a thread,
         when the split cannot be resident."""
         starts = range(0, len(rows), size)
-        array = self.resident(build=build)
+        array = self.resident(build=build or not self.source.partial)
         if array is not None:
             for s in starts:
                 part = rows[s:s + size]
@@ -260,25 +260,24 @@ class Split:
         return _to_tensor(np.ascontiguousarray(self.pixels.read(self._base_rows(idx))))
 
     def chunks(self, size: int) -> Iterator[Tensor]:
-        """Every row in order, `size` at a time (CPU tensors of the stored dtype)."""
-        for chunk in self.pixels.chunks(self._base_rows(), size):
+        """Every row in order, `size` at a time (CPU tensors of the stored dtype). A whole split
+        builds its cache entry for the pass; a view reads its rows only."""
+        for chunk in self.pixels.chunks(self._base_rows(), size, build=self.rows is None):
             yield _to_tensor(chunk)
 
     def resident(self) -> Tensor | None:
         """The whole split as one zero-copy tensor when it is in memory or in the node cache (built
-        here if the budget allows); None when it can only be streamed."""
+        here if the budget allows); None when it can only be streamed. A view is a copy of just
+        its rows (it never makes its parent split resident)."""
+        if self.rows is not None:
+            return self.take(np.arange(len(self)))
         array = self.pixels.resident(build=True)
-        if array is None:
-            return None
-        return _to_tensor(array) if self.rows is None else _to_tensor(array[self.rows])
+        return None if array is None else _to_tensor(array)
 
     def tensor(self) -> Tensor:
         """The whole split as one tensor: resident, or decoded into this process's memory."""
         found = self.resident()
-        if found is not None:
-            return found
-        whole = self.pixels.whole()
-        return _to_tensor(whole) if self.rows is None else _to_tensor(whole[self.rows])
+        return found if found is not None else _to_tensor(self.pixels.whole())
 
     def subset(self, idx: Tensor | np.ndarray) -> Split:
         """A view of rows `idx` that shares this split's pixels (and its cache entry)."""
