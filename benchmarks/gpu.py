@@ -14,6 +14,13 @@ the arch's best default (`ddray.spec.default_gpu_fraction`).
 Run: `python -m benchmarks.gpu [--archs convnet-d3 resnet18] [--fractions 1 0.5 0.25 0.125]
 [--epochs 50] [--ipc 10] [--trials 2] [--out DIR]`. `--device cpu` checks the harness on a
 machine without CUDA (the figures then mean nothing).
+
+`--syn-trial` (also part of the default run) measures one `syn` trial the way the data plane runs
+it on a GPU: a normalized distilled set trained on the device, and a real test split kept as
+uint8 — moved to the device 4× smaller than float32 and normalized there batch by batch
+(`PixelSpec`). It reports training and evaluation images/s and the peak device memory of each,
+beside the device bytes of the test split as uint8 and as the float32 copy it used to be.
+`--syn-only` runs just that (`--image-size 224 --classes 100 --n-test 10000` for ImageNet-sized data).
 """
 
 from __future__ import annotations
@@ -46,6 +53,70 @@ def _data(ipc: int, n_test: int, seed: int):
     x = torch.randn(10 * ipc, 3, 32, 32, generator=g)
     y = torch.arange(10).repeat_interleave(ipc)
     return data, x, y
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak(device) -> float:
+    import torch
+
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+
+
+def _reset_peak(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def syn_trial(args: argparse.Namespace) -> dict[str, float]:
+    """One syn trial with a uint8 test split normalized on the device: images/s and peak device memory."""
+    import torch
+
+    from ddray.data import build_real_data
+    from ddray.engine import evaluate, train_student
+    from ddray.engine.train import evaluation_set
+    from ddray.protocols import resolve_protocol
+
+    device = torch.device(args.device)
+    k, s, n = args.classes, args.image_size, args.ipc * args.classes
+    g = torch.Generator().manual_seed(0)
+    test = torch.randint(0, 256, (args.n_test, 3, s, s), dtype=torch.uint8, generator=g)
+    test_y = torch.randint(0, k, (args.n_test,), generator=g)
+    data = build_real_data("uint8-test", test[:k], torch.arange(k), test, test_y, [str(c) for c in range(k)],
+                           (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    x, y = torch.randn(n, 3, s, s, generator=g), torch.arange(k).repeat_interleave(args.ipc)
+    arch = args.archs[0]
+
+    def run(epochs: int):
+        protocol = resolve_protocol("ddranking-hard", {"epochs": epochs, "compile": args.compile})
+        return train_student(x.to(device), y.to(device), data, arch, protocol, labels="hard", aug=True, seed=1,
+                             device=device)
+
+    run(1)  # warm-up: CUDA context, cuDNN autotune
+    _reset_peak(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    result = run(args.epochs)  # trains, then evaluates once on the uint8 test split
+    _sync(device)
+    trial_s = time.perf_counter() - t0
+    train_peak = _peak(device)
+    _reset_peak(device)
+    test_x, test_labels = evaluation_set(data.test, device)
+    _sync(device)
+    t0 = time.perf_counter()
+    evaluate(result.model, test_x, test_labels, device, pixels=data.pixels)
+    _sync(device)
+    eval_s = time.perf_counter() - t0
+    return {"syn_trial_s": trial_s, "syn_train_img_s": args.epochs * n / max(trial_s - eval_s, 1e-9),
+            "syn_eval_img_s": args.n_test / eval_s, "syn_trial_peak_mib": train_peak, "syn_eval_peak_mib": _peak(device),
+            "syn_test_uint8_mib": test.numel() / 2**20, "syn_test_float32_mib": test.numel() * 4 / 2**20}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -154,6 +225,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print("gpu: skipped (no CUDA device here)")
         return {}
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU (harness check only)"
+    syn = syn_trial(args)
+    print(f"gpu: one syn trial on {name} ({args.archs[0]}, {args.classes} classes at {args.image_size} px, IPC "
+          f"{args.ipc}, {args.n_test} uint8 test images): {syn['syn_train_img_s']:.0f} train img/s, "
+          f"{syn['syn_eval_img_s']:.0f} eval img/s, peak {syn['syn_trial_peak_mib']:.0f} MiB "
+          f"(test split {syn['syn_test_uint8_mib']:.0f} MiB as uint8, {syn['syn_test_float32_mib']:.0f} as float32)",
+          flush=True)
+    if args.syn_only:
+        return syn
     cells = run(args)
     text = markdown(cells, args, name)
     if args.out:
@@ -162,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         (out / "gpu.md").write_text(text)
         (out / "gpu.json").write_text(json.dumps(cells, indent=1))
     print(text)
-    return {f"{c['arch']}@{c['fraction']:g} trials/h": c["trials_per_hour"] for c in cells}
+    return {**{f"{c['arch']}@{c['fraction']:g} trials/h": c["trials_per_hour"] for c in cells}, **syn}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -176,6 +255,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--compile", action="store_true", help="torch.compile the student step (protocol knob)")
     ap.add_argument("--out", default=None, help="folder for gpu.md and gpu.json")
+    ap.add_argument("--syn-only", action="store_true", help="only the one syn trial with a uint8 test split")
+    ap.add_argument("--image-size", type=int, default=32, help="side of the syn trial's images")
+    ap.add_argument("--classes", type=int, default=10, help="classes of the syn trial's data")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--arch", help=argparse.SUPPRESS)
     ap.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
@@ -185,8 +267,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    ns = parse(sys.argv[1:])
-    if ns.worker:
-        worker(ns)
-    else:
-        main(sys.argv[1:])
+    from benchmarks import run_module
+
+    run_module(parse, worker, main)

@@ -70,7 +70,7 @@ def chunk_stats(chunks: Iterable[Tensor | np.ndarray], scale: float = 255.0) -> 
     total = total_sq = None
     count = 0
     for part in chunks:
-        chunk = _tensor(part).to(torch.float64) / scale
+        chunk = _tensor(part).to(torch.float64, copy=True).div_(scale)  # in place: one float64 copy, not two
         s, sq = chunk.sum(dim=(0, 2, 3)), chunk.square().sum(dim=(0, 2, 3))
         total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
         count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
