@@ -48,7 +48,9 @@ def test_warm_then_ls_then_rm(tmp_path, node):
     gone = splits["test"].id
     assert runner.invoke(app, ["cache", "rm", gone[:8]]).exit_code == 0
     assert gone not in {e.id for e in node.entries()}
+    (node.root / ".build-left-by-a-killed-trial").mkdir()
     assert runner.invoke(app, ["cache", "rm", "--all"]).exit_code == 0 and not node.entries()
+    assert not list(node.root.iterdir())  # partial builds and lock files go too
 
 
 def test_bad_input_exits_2_naming_the_problem(tmp_path, node):

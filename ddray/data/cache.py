@@ -300,6 +300,17 @@ class NodeCache:
     def used_bytes(self) -> int:
         return sum(e.bytes for e in self.entries())
 
+    def clear(self) -> int:
+        """Remove every entry, and what killed builders left behind (`.build-*` folders, lock files)."""
+        removed = sum(self.remove(e.id) for e in self.entries())
+        if self.root.is_dir():
+            for p in self.root.iterdir():
+                if p.is_dir() and p.name.startswith((".build-", ".old-")):
+                    shutil.rmtree(p, ignore_errors=True)
+                elif p.suffix == ".lock":
+                    p.unlink(missing_ok=True)
+        return removed
+
     def remove(self, eid: str) -> bool:
         """Delete one entry (processes that mapped it keep reading their mapping until they close it)."""
         path = self.path(eid)

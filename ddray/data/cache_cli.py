@@ -83,11 +83,13 @@ def rm(entry: Annotated[Optional[str], typer.Argument(help="entry id (or a uniqu
     cache = NodeCache.default()
     if all_ == (entry is not None):
         raise InputError("give one ENTRY or --all", path="cache rm")
-    ids = [e.id for e in cache.entries()]
-    chosen = ids if all_ else [i for i in ids if i.startswith(entry or "")]
-    if not all_ and len(chosen) != 1:
-        found = "no entry" if not chosen else f"{len(chosen)} entries ({', '.join(chosen[:3])})"
-        raise InputError(f"{found} of {cache.root} starts with '{entry}'; `ddray cache ls` lists them", path="cache rm")
-    for eid in chosen:
-        cache.remove(eid)
-    out.print(f"removed {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'} from {cache.root}")
+    if all_:
+        removed = cache.clear()
+    else:
+        chosen = [e.id for e in cache.entries() if e.id.startswith(entry or "")]
+        if len(chosen) != 1:
+            found = "no entry" if not chosen else f"{len(chosen)} entries ({', '.join(chosen[:3])})"
+            raise InputError(f"{found} of {cache.root} starts with '{entry}'; `ddray cache ls` lists them",
+                             path="cache rm")
+        removed = int(cache.remove(chosen[0]))
+    out.print(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {cache.root}")
