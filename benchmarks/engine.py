@@ -143,7 +143,7 @@ class _Stop(Exception):
 def _ddray_inputs(ipc: int, labels: str, epochs: int, compile_: bool) -> dict[str, Any]:
     import torch
 
-    from ddray.data import RealData
+    from ddray.data import build_real_data
     from ddray.models import build_model
     from ddray.protocols import resolve_protocol
 
@@ -151,7 +151,8 @@ def _ddray_inputs(ipc: int, labels: str, epochs: int, compile_: bool) -> dict[st
     x = torch.randn(n, 3, 32, 32)
     y = torch.arange(NUM_CLASSES).repeat_interleave(ipc)
     test_x, test_y = torch.randn(2 * NUM_CLASSES, 3, 32, 32), torch.arange(2 * NUM_CLASSES) % NUM_CLASSES
-    data = RealData("bench", x, y, test_x, test_y, [str(k) for k in range(NUM_CLASSES)], (0.0,) * 3, (1.0,) * 3)
+    data = build_real_data("bench", x, y, test_x, test_y, [str(k) for k in range(NUM_CLASSES)], (0.0,) * 3, (1.0,) * 3,
+                           normalized=True)
     if labels == "hard":
         protocol = resolve_protocol("ddranking-hard", {"epochs": epochs, "compile": compile_})
         teachers: list[Any] = []

@@ -21,7 +21,16 @@ trial at ImageNet-1k's shape (1,000 classes, IPC 10 and 50, 224 px, a `tv:resnet
 `ddray.engine.train_student`, on random pixels for `--steps` steps (whole epochs), with the
 teacher as ddray loads it and, beside it, in channels_last. It reports training images/s,
 evaluation images/s, peak device memory and the projected hours of a 300-epoch trial with its one
-pass over the 50,000 test images. `--all --out DIR` runs both benchmarks: every GPU check, one command.
+pass over the 50,000 test images.
+
+The syn-trial check (part of the default run) measures one `syn` trial the way the data plane
+runs it on a GPU: a normalized distilled set trained on the device, and a real test split kept as
+uint8 — moved to the device 4× smaller than float32 and normalized there batch by batch
+(`PixelSpec`). It reports training and evaluation images/s and the peak device memory of each,
+beside the device bytes of the test split as uint8 and as the float32 copy it used to be.
+`--syn-only` runs just that (`--syn-size 224 --syn-classes 100 --n-test 10000` for ImageNet-sized data).
+
+`--all --out DIR` runs every GPU check (packing, syn trial, ImageNet trial): one command.
 """
 
 from __future__ import annotations
@@ -47,17 +56,81 @@ IMAGENET_TEST_IMAGES = 50_000
 def _data(ipc: int, n_test: int, seed: int):
     import torch
 
-    from ddray.data.types import RealData
+    from ddray.data import build_real_data
 
     g = torch.Generator().manual_seed(seed)
     classes = [str(c) for c in range(10)]
     train_y = torch.arange(10).repeat_interleave(max(ipc, 50))
-    data = RealData("made-up-cifar", torch.randn(len(train_y), 3, 32, 32, generator=g), train_y,
-                    torch.randn(n_test, 3, 32, 32, generator=g), torch.randint(0, 10, (n_test,), generator=g),
-                    classes, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    data = build_real_data("made-up-cifar", torch.randn(len(train_y), 3, 32, 32, generator=g), train_y,
+                           torch.randn(n_test, 3, 32, 32, generator=g), torch.randint(0, 10, (n_test,), generator=g),
+                           classes, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), normalized=True)
     x = torch.randn(10 * ipc, 3, 32, 32, generator=g)
     y = torch.arange(10).repeat_interleave(ipc)
     return data, x, y
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak(device) -> float:
+    import torch
+
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+
+
+def _reset_peak(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def syn_trial(args: argparse.Namespace) -> dict[str, float]:
+    """One syn trial with a uint8 test split normalized on the device: images/s and peak device memory."""
+    import torch
+
+    from ddray.data import build_real_data
+    from ddray.engine import evaluate, train_student
+    from ddray.engine.train import evaluation_set
+    from ddray.protocols import resolve_protocol
+
+    device = torch.device(args.device)
+    k, s, n = args.syn_classes, args.syn_size, args.ipc * args.syn_classes
+    g = torch.Generator().manual_seed(0)
+    test = torch.randint(0, 256, (args.n_test, 3, s, s), dtype=torch.uint8, generator=g)
+    test_y = torch.randint(0, k, (args.n_test,), generator=g)
+    data = build_real_data("uint8-test", test[:k], torch.arange(k), test, test_y, [str(c) for c in range(k)],
+                           (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    x, y = torch.randn(n, 3, s, s, generator=g), torch.arange(k).repeat_interleave(args.ipc)
+    arch = args.archs[0]
+
+    def run(epochs: int):
+        protocol = resolve_protocol("ddranking-hard", {"epochs": epochs, "compile": args.compile})
+        return train_student(x.to(device), y.to(device), data, arch, protocol, labels="hard", aug=True, seed=1,
+                             device=device)
+
+    run(1)  # warm-up: CUDA context, cuDNN autotune
+    _reset_peak(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    result = run(args.epochs)  # trains, then evaluates once on the uint8 test split
+    _sync(device)
+    trial_s = time.perf_counter() - t0
+    train_peak = _peak(device)
+    _reset_peak(device)
+    test_x, test_labels = evaluation_set(data.test, device)
+    _sync(device)
+    t0 = time.perf_counter()
+    evaluate(result.model, test_x, test_labels, device, pixels=data.pixels)
+    _sync(device)
+    eval_s = time.perf_counter() - t0
+    return {"syn_trial_s": trial_s, "syn_train_img_s": args.epochs * n / max(trial_s - eval_s, 1e-9),
+            "syn_eval_img_s": args.n_test / eval_s, "syn_trial_peak_mib": train_peak, "syn_eval_peak_mib": _peak(device),
+            "syn_test_uint8_mib": test.numel() / 2**20, "syn_test_float32_mib": test.numel() * 4 / 2**20}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -170,7 +243,7 @@ def imagenet_trial(ipc: int, *, classes: int, size: int, batch: int, steps: int,
 
     import torch
 
-    from ddray.data.types import RealData
+    from ddray.data import build_real_data
     from ddray.engine import evaluate, train_student
     from ddray.models import build_model
     from ddray.protocols import resolve_protocol
@@ -181,8 +254,8 @@ def imagenet_trial(ipc: int, *, classes: int, size: int, batch: int, steps: int,
     x = torch.randn(n, 3, size, size, device=dev)
     y = torch.arange(classes, device=dev).repeat_interleave(ipc)
     test_x, test_y = torch.randn(2 * batch, 3, size, size), torch.arange(2 * batch) % classes
-    data = RealData("imagenet-shaped", test_x, test_y, test_x, test_y, [f"c{i}" for i in range(classes)],
-                    (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    data = build_real_data("imagenet-shaped", test_x, test_y, test_x, test_y, [f"c{i}" for i in range(classes)],
+                           (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), normalized=True)
     teacher = build_model(IMAGENET_ARCH, 3, classes, size).to(dev).eval()
     if teacher_channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
@@ -232,7 +305,7 @@ def imagenet_markdown(cells: list[dict[str, float]], args: argparse.Namespace, d
              f"bf16 autocast, channels_last; random pixels. Projected: {IMAGENET_EPOCHS} epochs plus one pass over "
              f"{IMAGENET_TEST_IMAGES:,} test images.", "",
              "| IPC | teacher layout | steps timed | ms/step | train img/s | eval img/s | peak alloc GiB | "
-             f"projected h per trial |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "projected h per trial |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in cells:
         layout = "channels_last" if c["teacher_channels_last"] else "as loaded (NCHW)"
         lines.append(f"| {c['ipc']} | {layout} | {c['steps']} | {c['step_ms']:.1f} | {c['train_images_per_s']:,.0f} | "
@@ -281,6 +354,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             tag = f"imagenet ipc{c['ipc']}{' teacher-cl' if c['teacher_channels_last'] else ''}"
             figures[f"{tag} train img/s"] = c["train_images_per_s"]
             figures[f"{tag} projected h/trial"] = c["projected_trial_hours"]
+    if args.syn_only or not args.imagenet or args.all:
+        syn = syn_trial(args)
+        print(f"gpu: one syn trial on {name} ({args.archs[0]}, {args.syn_classes} classes at {args.syn_size} px, "
+              f"IPC {args.ipc}, {args.n_test} uint8 test images): {syn['syn_train_img_s']:.0f} train img/s, "
+              f"{syn['syn_eval_img_s']:.0f} eval img/s, peak {syn['syn_trial_peak_mib']:.0f} MiB "
+              f"(test split {syn['syn_test_uint8_mib']:.0f} MiB as uint8, {syn['syn_test_float32_mib']:.0f} as float32)",
+              flush=True)
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "syn.json").write_text(json.dumps(syn, indent=1))
+        figures.update(syn)
+        if args.syn_only:
+            return figures
     if not args.imagenet or args.all:
         cells = run(args)
         _write(args.out, "gpu", markdown(cells, args, name), cells)
@@ -298,15 +384,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--n-test", type=int, default=10000)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--compile", action="store_true", help="torch.compile the student step (protocol knob)")
-    ap.add_argument("--out", default=None, help="folder for gpu.md/gpu.json (packing) and imagenet.md/imagenet.json")
+    ap.add_argument("--out", default=None, help="folder for gpu.md/gpu.json (packing), syn.json and imagenet.md/imagenet.json")
     ap.add_argument("--imagenet", action="store_true", help="time one RD³ ImageNet-1k trial instead of packing")
-    ap.add_argument("--all", action="store_true", help="both: every GPU check")
+    ap.add_argument("--all", action="store_true", help="every GPU check: packing, the syn trial, ImageNet")
     ap.add_argument("--ipcs", nargs="+", type=int, default=[10, 50], help="--imagenet: IPCs to time")
     ap.add_argument("--classes", type=int, default=1000, help="--imagenet: classes")
     ap.add_argument("--size", type=int, default=224, help="--imagenet: image side in pixels")
     ap.add_argument("--batch", type=int, default=100, help="--imagenet: batch size (specs/imagenet1k-rd3.yaml's)")
     ap.add_argument("--steps", type=int, default=300, help="--imagenet: training steps timed (rounded up to whole epochs)")
     ap.add_argument("--n-eval", type=int, default=5000, help="--imagenet: test images timed for evaluation")
+    ap.add_argument("--syn-only", action="store_true", help="only the one syn trial with a uint8 test split")
+    ap.add_argument("--syn-size", type=int, default=32, help="side of the syn trial's images")
+    ap.add_argument("--syn-classes", type=int, default=10, help="classes of the syn trial's data")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--arch", help=argparse.SUPPRESS)
     ap.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
@@ -316,8 +405,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    ns = parse(sys.argv[1:])
-    if ns.worker:
-        worker(ns)
-    else:
-        main(sys.argv[1:])
+    from benchmarks import run_module
+
+    run_module(parse, worker, main)

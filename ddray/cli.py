@@ -335,5 +335,17 @@ def _mount_cluster() -> None:
 
 _mount_cluster()
 
+
+def _mount_cache() -> None:
+    """`ddray cache ...`, its commands under this CLI's error policy (InputError: exit 2, no traceback)."""
+    from ddray.data.cache_cli import cache_app
+
+    for command in cache_app.registered_commands:
+        command.callback = user_errors(command.callback)
+    app.add_typer(cache_app, name="cache", help="This node's cache of decoded splits: warm, ls, rm.")
+
+
+_mount_cache()
+
 if __name__ == "__main__":
     app()

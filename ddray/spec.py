@@ -165,6 +165,7 @@ class Runtime(_Strict):
 
     checkpoint_every: int = Field(0, ge=0, description="epochs between resume checkpoints of a trial in the store (0 = auto: about every 10% of the epochs, at least 5)")
     max_failures: int = Field(2, ge=0, description="retries of a failed trial within one run (preemptions included)")
+    cache_gb: float | None = Field(None, ge=0, description="most GB of decoded splits (and embeddings) the node cache ($DDRAY_CACHE_DIR, default ~/.cache/ddray/data) may hold on each node; a split that does not fit is streamed from its files; 0 disables the cache; null = what the disk can spare")
 
 
 class SearchRange(_Strict):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
+import shutil
 import socket
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +17,10 @@ import torch
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# The node cache of the tests (and of the Ray workers and `ddray` subprocesses they start): never
+# the user's ~/.cache/ddray/data.
+os.environ["DDRAY_CACHE_DIR"] = tempfile.mkdtemp(prefix="ddray-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DDRAY_CACHE_DIR"], True)
 torch.set_num_threads(1)  # tiny models on 2 shared cores: more threads only contend
 
 REPO = Path(__file__).resolve().parent.parent

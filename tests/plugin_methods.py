@@ -10,8 +10,8 @@ from ddray.engine import random_subset
 
 
 def _subset(ctx):
-    idx = random_subset(ctx.data.train_y, ctx.data.num_classes, ctx.ipc, ctx.seed)
-    return ctx.data.train_x[idx], ctx.data.train_y[idx]
+    idx = random_subset(ctx.data.train.labels, ctx.data.num_classes, ctx.ipc, ctx.seed)
+    return ctx.data.train_images(idx), ctx.data.train.labels[idx]
 
 
 def bad_input(ctx):

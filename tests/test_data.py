@@ -21,7 +21,8 @@ RNG = np.random.default_rng(0)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDRAY_CACHE_DIR", str(tmp_path / "node-cache"))
     clear_cache()
     yield
     clear_cache()
@@ -30,6 +31,11 @@ def _fresh_cache():
 def denormalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     c = x.shape[1]
     return x * torch.tensor(std).view(1, c, 1, 1) + torch.tensor(mean).view(1, c, 1, 1)
+
+
+def normalized(data, split: str = "train") -> torch.Tensor:
+    """A whole split as the network sees it: stored pixels through the data's PixelSpec."""
+    return data.pixels(getattr(data, split).tensor())
 
 
 # --- writers for each real format ----------------------------------------------------------------
@@ -93,17 +99,18 @@ def make_imagefolder(root: Path, counts: dict[str, int], size=(12, 10), split: s
 def test_digits_split_shape_and_normalization():
     d = load_dataset("digits")
     assert d.num_classes == 10 and d.image_shape == (1, 8, 8)
-    assert d.train_x.shape == (1437, 1, 8, 8) and d.test_x.shape == (360, 1, 8, 8)
-    assert d.train_x.dtype == torch.float32 and d.train_y.dtype == torch.int64
-    assert abs(float(d.train_x.mean())) < 1e-4 and abs(float(d.train_x.std()) - 1) < 1e-3
-    pixels = denormalize(d.train_x, d.mean, d.std) * 16
+    assert len(d.train) == 1437 and len(d.test) == 360 and d.train.dtype == torch.uint8  # 0..16 kept exact
+    x = normalized(d)
+    assert x.shape == (1437, 1, 8, 8) and x.dtype == torch.float32 and d.train.labels.dtype == torch.int64
+    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-3
+    pixels = denormalize(x, d.mean, d.std) * 16
     assert torch.allclose(pixels, pixels.round(), atol=1e-3) and float(pixels.max()) <= 16.001
-    counts = d.train_y.bincount(minlength=10)
+    counts = d.train.labels.bincount(minlength=10)
     assert int(counts.min()) >= 139  # stratified: every class keeps ~80 %
     assert load_dataset("digits") is d  # cached per process
     clear_cache()
     again = load_dataset("digits")
-    assert again is not d and torch.equal(again.test_y, d.test_y) and torch.equal(again.train_x, d.train_x)
+    assert again is not d and torch.equal(again.test.labels, d.test.labels) and torch.equal(normalized(again), x)
 
 
 def test_stratified_split_is_exact():
@@ -116,7 +123,7 @@ def test_stratified_split_is_exact():
 def test_digits_meta_matches_data():
     meta = dataset_meta("digits")
     d = load_dataset("digits")
-    assert meta.class_counts == d.train_y.bincount(minlength=10).tolist()
+    assert meta.class_counts == d.train.labels.bincount(minlength=10).tolist()
     assert meta.num_classes == 10 and meta.image_shape == (1, 8, 8) and meta.smallest_class >= 139
 
 
@@ -125,11 +132,11 @@ def test_cifar10_pickles(tmp_path):
     root = tmp_path / "cifar-10-batches-py"
     raw_x, raw_y = make_cifar10(root)
     d = load_dataset("cifar10", root)
-    assert d.train_x.shape == (20, 3, 32, 32) and d.test_x.shape == (6, 3, 32, 32)
+    assert d.train.tensor().shape == (20, 3, 32, 32) and d.test.tensor().shape == (6, 3, 32, 32)
     assert d.classes[0] == "airplane" and d.num_classes == 10
-    assert torch.equal(d.train_y, torch.from_numpy(raw_y))
+    assert torch.equal(d.train.labels, torch.from_numpy(raw_y))
     expected = torch.from_numpy(raw_x.reshape(-1, 3, 32, 32)).float() / 255
-    assert torch.allclose(denormalize(d.train_x, d.mean, d.std), expected, atol=1e-5)
+    assert torch.allclose(denormalize(normalized(d), d.mean, d.std), expected, atol=1e-5)
     meta = dataset_meta("cifar10", root)
     assert meta.class_counts == np.bincount(raw_y, minlength=10).tolist()
     assert meta.image_shape == (3, 32, 32)
@@ -146,7 +153,7 @@ def test_cifar100_fine_labels(tmp_path):
         pickle.dump({b"fine_label_names": [f"c{i}".encode() for i in range(100)],
                      b"coarse_label_names": [b"x"] * 20}, f, protocol=2)
     d = load_dataset("cifar100", root)
-    assert d.num_classes == 100 and d.train_y.tolist() == [0, 5, 99, 5, 1, 2, 3]
+    assert d.num_classes == 100 and d.train.labels.tolist() == [0, 5, 99, 5, 1, 2, 3]
     assert dataset_meta("cifar100", root).class_counts[5] == 2
 
 
@@ -175,9 +182,9 @@ def test_idx_plain_and_gzipped(tmp_path, gz):
     root = tmp_path / "mnist"
     tr_x, tr_y = make_idx(root, gz)
     d = load_dataset("mnist", root)
-    assert d.train_x.shape == (12, 1, 28, 28) and d.test_x.shape == (5, 1, 28, 28)
-    assert d.train_y.tolist() == tr_y.tolist()
-    assert torch.allclose(denormalize(d.train_x, d.mean, d.std)[:, 0], torch.from_numpy(tr_x).float() / 255, atol=1e-5)
+    assert d.train.tensor().shape == (12, 1, 28, 28) and d.test.tensor().shape == (5, 1, 28, 28)
+    assert d.train.labels.tolist() == tr_y.tolist()
+    assert torch.allclose(denormalize(normalized(d), d.mean, d.std)[:, 0], torch.from_numpy(tr_x).float() / 255, atol=1e-5)
     meta = dataset_meta("fashion-mnist", root)
     assert meta.image_shape == (1, 28, 28) and meta.class_counts == [2, 2] + [1] * 8
     assert meta.classes[0] == "T-shirt/top"
@@ -216,34 +223,35 @@ def test_fashion_mnist_installed_copy():
 
 # --- ImageFolder --------------------------------------------------------------------------------
 def test_imagefolder_decodes_and_normalizes(tmp_path):
-    make_imagefolder(tmp_path, {"cat": 3, "dog": 2, "emu": 1}, size=(12, 10))
-    d = load_dataset("imagefolder", tmp_path)
+    make_imagefolder(tmp_path / "data", {"cat": 3, "dog": 2, "emu": 1}, size=(12, 10))
+    d = load_dataset("imagefolder", tmp_path / "data")
     assert d.classes == ["cat", "dog", "emu"]
-    assert d.train_x.shape == (6, 3, 10, 12) and d.test_x.shape == (3, 3, 10, 12)
-    assert d.train_y.tolist() == [0, 0, 0, 1, 1, 2] and d.test_y.tolist() == [0, 1, 2]
-    flat = d.train_x.transpose(0, 1).reshape(3, -1)
+    assert d.train.tensor().shape == (6, 3, 10, 12) and d.test.tensor().shape == (3, 3, 10, 12)
+    assert d.train.labels.tolist() == [0, 0, 0, 1, 1, 2] and d.test.labels.tolist() == [0, 1, 2]
+    flat = normalized(d).transpose(0, 1).reshape(3, -1)
     assert torch.allclose(flat.mean(1), torch.zeros(3), atol=1e-4)
     assert torch.allclose(flat.std(1, unbiased=False), torch.ones(3), atol=1e-3)
-    png = np.asarray(Image.open(tmp_path / "train" / "cat" / "0.png")).transpose(2, 0, 1)
-    assert torch.allclose(denormalize(d.train_x[:1], d.mean, d.std)[0] * 255, torch.tensor(png, dtype=torch.float32), atol=1e-3)
-    meta = dataset_meta("imagefolder", tmp_path)
+    png = np.array(Image.open(tmp_path / "data" / "train" / "cat" / "0.png")).transpose(2, 0, 1)
+    assert torch.equal(d.train.take([0])[0], torch.from_numpy(png))  # stored as decoded: uint8
+    meta = dataset_meta("imagefolder", tmp_path / "data")
     assert meta.class_counts == [3, 2, 1] and meta.image_shape == (3, 10, 12)
 
 
 def test_imagefolder_resize_test_split_and_errors(tmp_path):
-    make_imagefolder(tmp_path, {"a": 2, "b": 2}, size=(20, 16), split="test")
-    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(tmp_path / "train" / "a" / "odd.png")
-    with pytest.raises(InputError, match="image_size"):
-        load_dataset("imagefolder", tmp_path)
-    d = load_dataset("imagefolder", tmp_path, image_size=8)
-    assert d.train_x.shape == (5, 3, 8, 8) and d.test_x.shape == (2, 3, 8, 8)
-    assert dataset_meta("imagefolder", tmp_path, image_size=8).image_shape == (3, 8, 8)
+    root = tmp_path / "data"
+    make_imagefolder(root, {"a": 2, "b": 2}, size=(20, 16), split="test")
+    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(root / "train" / "a" / "odd.png")
+    with pytest.raises(InputError, match=r"odd\.png: is 9×9, others 20×16: set the 'image_size' option"):
+        load_dataset("imagefolder", root).train.tensor()  # the files are listed at load, decoded when read
+    d = load_dataset("imagefolder", root, image_size=8)
+    assert d.train.tensor().shape == (5, 3, 8, 8) and d.test.tensor().shape == (2, 3, 8, 8)
+    assert dataset_meta("imagefolder", root, image_size=8).image_shape == (3, 8, 8)
     with pytest.raises(InputError, match=r"datasets\.imagefolder\.image_sise: unknown option.*image_size"):
-        load_dataset("imagefolder", tmp_path, image_sise=8)
+        load_dataset("imagefolder", root, image_sise=8)
     with pytest.raises(InputError, match=r"^datasets\.imagefolder\.image_size: must be a positive integer"):
-        load_dataset("imagefolder", tmp_path, image_size=0)
+        load_dataset("imagefolder", root, image_size=0)
     with pytest.raises(InputError, match="train/"):
-        load_dataset("imagefolder", tmp_path / "train")
+        load_dataset("imagefolder", root / "train")
 
 
 def test_imagefolder_tiny_imagenet_val_layout(tmp_path):
@@ -256,7 +264,7 @@ def test_imagefolder_tiny_imagenet_val_layout(tmp_path):
     (tmp_path / "val" / "val_annotations.txt").write_text(
         "val_0.JPEG\tn02\t0\t0\t8\t8\nval_1.JPEG\tn01\t0\t0\t8\t8\nval_2.JPEG\tn02\t0\t0\t8\t8\n")
     d = load_dataset("tinyimagenet", tmp_path)
-    assert d.classes == ["n01", "n02"] and d.test_y.tolist() == [1, 0, 1]
+    assert d.classes == ["n01", "n02"] and d.test.labels.tolist() == [1, 0, 1]
     assert dataset_meta("imagefolder", tmp_path).class_counts == [1, 1]
     with pytest.raises(InputError, match="tiny-imagenet-200"):
         load_dataset("tinyimagenet", tmp_path / "val")
@@ -271,7 +279,8 @@ def test_tensors_pt_uint8_with_classes(tmp_path):
                 "classes": ["a", "b", "c", "d"]}, path)
     d = load_dataset("tensors", path)
     assert d.classes == ["a", "b", "c", "d"] and d.image_shape == (3, 5, 5)
-    assert torch.allclose(denormalize(d.train_x, d.mean, d.std), tr_x.float() / 255, atol=1e-5)
+    assert torch.equal(d.train.tensor(), tr_x)  # uint8 kept as stored
+    assert torch.allclose(denormalize(normalized(d), d.mean, d.std), tr_x.float() / 255, atol=1e-5)
     meta = dataset_meta("tensors", path)
     assert meta.class_counts == [2, 2, 2, 0] and meta.smallest_class == 0
 
@@ -281,10 +290,10 @@ def test_tensors_npz_float_with_and_without_stats(tmp_path):
     base = dict(train_x=x, train_y=np.array([0, 1, 0, 1]), test_x=x[:2], test_y=np.array([1, 0]))
     np.savez(tmp_path / "raw.npz", **base)
     d = load_dataset("tensors", tmp_path / "raw.npz")
-    assert d.train_x.shape == (4, 1, 8, 8) and abs(float(d.train_x.mean())) < 1e-4
+    assert normalized(d).shape == (4, 1, 8, 8) and abs(float(normalized(d).mean())) < 1e-4
     np.savez(tmp_path / "normed.npz", **base, mean=np.array([0.5]), std=np.array([0.25]))
     d2 = load_dataset("tensors", tmp_path / "normed.npz")
-    assert d2.mean == (0.5,) and torch.equal(d2.train_x[:, 0], torch.from_numpy(x))  # kept as given
+    assert d2.mean == (0.5,) and torch.equal(normalized(d2)[:, 0], torch.from_numpy(x))  # kept as given
     meta = dataset_meta("tensors", tmp_path / "normed.npz")
     assert meta.image_shape == (1, 8, 8) and meta.class_counts == [2, 2]
 
@@ -314,10 +323,10 @@ def test_registry_lists_and_rejects_unknown():
 
 
 def test_cache_keys_on_options(tmp_path):
-    make_imagefolder(tmp_path, {"a": 1, "b": 1}, size=(8, 8))
-    a = load_dataset("imagefolder", tmp_path)
-    assert load_dataset("imagefolder", str(tmp_path)) is a
-    assert load_dataset("imagefolder", tmp_path, image_size=4) is not a
+    make_imagefolder(tmp_path / "data", {"a": 1, "b": 1}, size=(8, 8))
+    a = load_dataset("imagefolder", tmp_path / "data")
+    assert load_dataset("imagefolder", str(tmp_path / "data")) is a
+    assert load_dataset("imagefolder", tmp_path / "data", image_size=4) is not a
 
 
 def test_bundled_loaders_say_so():
@@ -330,7 +339,7 @@ def test_bundled_loaders_say_so():
 # --- plugins: a really installed distribution's `ddray.datasets` entry points ----------------------
 DATASET_PLUGIN = '''
     import torch
-    from ddray.data import DatasetLoader, RealData
+    from ddray.data import DatasetLoader, build_real_data
 
 
     class Stripes(DatasetLoader):
@@ -347,7 +356,8 @@ DATASET_PLUGIN = '''
             y = torch.tensor([0, 1] * 3)
             if flip:
                 x = x.flip(-1)
-            return RealData(self.name, x[:4], y[:4], x[4:], y[4:], ["horizontal", "vertical"], (0.5,), (0.5,))
+            return build_real_data(self.name, x[:4], y[:4], x[4:], y[4:], ["horizontal", "vertical"], (0.5,), (0.5,),
+                                   normalized=True)
 
 
     class Garbage(DatasetLoader):
@@ -360,7 +370,7 @@ DATASET_PLUGIN = '''
     class BadLabels(Stripes):
         def load(self, root, **options):
             data = super().load(root)
-            data.train_y = data.train_y + 5
+            data.train.labels = data.train.labels + 5
             return data
 
 
@@ -381,8 +391,8 @@ def test_dataset_plugins_from_entry_points(install_dist, tmp_path):
     }}, {"dd_stripes_plugin": DATASET_PLUGIN})
 
     data = load_dataset("stripes")
-    assert data.num_classes == 2 and data.image_shape == (1, 4, 4) and data.train_y.tolist() == [0, 1, 0, 1]
-    assert torch.equal(load_dataset("stripes", flip=True).train_x, data.train_x.flip(-1))
+    assert data.num_classes == 2 and data.image_shape == (1, 4, 4) and data.train.labels.tolist() == [0, 1, 0, 1]
+    assert torch.equal(load_dataset("stripes", flip=True).train.tensor(), data.train.tensor().flip(-1))
     assert dataset_meta("stripes").class_counts == [2, 2]
     with pytest.raises(InputError, match=r"^datasets\.stripes\.flop: unknown option 'flop' \(did you mean 'flip'"):
         load_dataset("stripes", flop=True)
@@ -395,7 +405,7 @@ def test_dataset_plugins_from_entry_points(install_dist, tmp_path):
     with pytest.raises(InputError, match=r"dataset loader 'garbage' \(dd_stripes_plugin.Garbage\): load\(\) "
                                          r"returned dict"):
         load_dataset("garbage")
-    with pytest.raises(InputError, match=r"'bad-labels'.*train_y must lie in \[0, 2\)"):
+    with pytest.raises(InputError, match=r"'bad-labels'.*train labels must lie in \[0, 2\)"):
         load_dataset("bad-labels")
     with pytest.raises(InputError, match=r"entry point 'function' \(dd_stripes_plugin:not_a_loader\): expected a "
                                          r"subclass of ddray.data.DatasetLoader, got function not_a_loader"):

@@ -191,7 +191,7 @@ def test_load_teacher_round_trip_and_errors(digits, teacher, tmp_path):
     path = tmp_path / "teacher.pt"
     save_teacher(teacher.model, path)
     loaded = load_teacher(path, "convnet", digits)
-    x = digits.test_x[:16]
+    x = digits.pixels(digits.test.take(torch.arange(16)))
     teacher.model.eval()
     with torch.no_grad():
         assert torch.equal(loaded(x), teacher.model(x))

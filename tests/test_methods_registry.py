@@ -31,10 +31,10 @@ PLUGIN = textwrap.dedent('''
 
     def first_images(ctx):
         """Takes the first ipc training images of each class."""
-        y = ctx.data.train_y
+        y = ctx.data.train.labels
         idx = torch.cat([torch.nonzero(y == c).flatten()[: ctx.ipc] for c in range(ctx.data.num_classes)])
         scale = (ctx.params.model_extra or {}).get("scale", 1.0)
-        return ctx.data.train_x[idx] * scale, y[idx]
+        return ctx.data.train_images(idx) * scale, y[idx]
 
     def with_lr(ctx):
         images, labels = first_images(ctx)
@@ -102,7 +102,7 @@ def test_module_function_plugin(plugin_module, digits):
     ds = synthesize(entry, SynthContext(digits, 2, 0, params, None, torch.device("cpu")))
     assert ds.images.shape == (20, 1, 8, 8)
     assert torch.equal(ds.labels, class_major_labels(10, 2))
-    first = digits.train_x[torch.nonzero(digits.train_y == 0).flatten()[0]]
+    first = digits.train_images(torch.nonzero(digits.train.labels == 0).flatten()[:1])[0]
     assert torch.equal(ds.images[0], first * 2.0)
     assert ds.synth_seconds is not None and ds.device == "cpu"
 

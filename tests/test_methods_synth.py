@@ -63,14 +63,14 @@ def test_shape_labels_and_seed_reproducibility(name, digits, teacher):
 def test_selection_methods_pick_real_images_of_their_class(name, digits, teacher):
     ds = run(name, digits, teacher, ipc=3)
     for img, label in zip(ds.images, ds.labels):
-        same = (digits.train_x == img).flatten(1).all(1)
-        assert bool(same.any()) and bool((digits.train_y[same] == label).all())
+        same = (digits.pixels(digits.train.tensor()) == img).flatten(1).all(1)
+        assert bool(same.any()) and bool((digits.train.labels[same] == label).all())
     assert len({tuple(x.flatten().tolist()) for x in ds.images}) == 30  # no image twice
 
 
 def test_random_method_is_not_the_random_baseline_draw(digits):
     ds = run("random", digits, None, ipc=2, seed=0)
-    rdm = digits.train_x[random_subset(digits.train_y, 10, 2, 0)]
+    rdm = digits.train_images(random_subset(digits.train.labels, 10, 2, 0))
     assert not torch.equal(ds.images, rdm)
 
 

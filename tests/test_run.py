@@ -121,9 +121,9 @@ def test_bring_your_own_files_are_evaluated(ray_local, tmp_path):
     d = load_dataset("digits")
     folder = tmp_path / "mine" / "digits" / "ipc1"
     folder.mkdir(parents=True)
-    idx = random_subset(d.train_y, d.num_classes, 1, 5)
-    torch.save(d.train_x[idx], folder / "images.pt")
-    torch.save(d.train_y[idx], folder / "labels.pt")
+    idx = random_subset(d.train.labels, d.num_classes, 1, 5)
+    torch.save(d.train_images(idx), folder / "images.pt")
+    torch.save(d.train.labels[idx], folder / "labels.pt")
     spec = copy.deepcopy(TINY_SPEC)
     spec["methods"] = {"mine": {"files": str(tmp_path / "mine" / "{dataset}" / "ipc{ipc}"), "normalized": True}}
     plan, summary = _run(spec, str(tmp_path / "store"))

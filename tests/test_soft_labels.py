@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from ddray.data import RealData
+from ddray.data import RealData, build_real_data
 from ddray.engine import train_student
 from ddray.engine.labels import teacher_logits
 from ddray.engine.losses import kl, mse_gt, sce, soft_loss
@@ -43,9 +43,14 @@ BATCH = 4  # two steps per epoch
 def data() -> RealData:
     """A 4-class 1×8×8 dataset of noise: enough to run the loop, nothing to learn from."""
     g = torch.Generator().manual_seed(0)
-    return RealData("noise", torch.randn(40, 1, 8, 8, generator=g), torch.arange(40) % K,
-                    torch.randn(12, 1, 8, 8, generator=g), torch.arange(12) % K,
-                    [f"c{i}" for i in range(K)], (0.0,), (1.0,))
+    return build_real_data("noise", torch.randn(40, 1, 8, 8, generator=g), torch.arange(40) % K,
+                           torch.randn(12, 1, 8, 8, generator=g), torch.arange(12) % K,
+                           [f"c{i}" for i in range(K)], (0.0,), (1.0,), normalized=True)
+
+
+def _first(data: RealData) -> tuple[Tensor, Tensor]:
+    """The first N training images (normalized) and their labels."""
+    return data.train_images(torch.arange(N)), data.train.labels[:N]
 
 
 def _net(arch: str, seed: int) -> nn.Module:
@@ -109,7 +114,7 @@ def _train(data: RealData, protocol: Protocol, teachers: Sequence[nn.Module], la
     """Train the student on the first N images; returns the recorded forwards, epoch losses, student."""
     losses: list[float] = []
     with record_forwards(teachers) as calls:
-        r = train_student(data.train_x[:N], data.train_y[:N], data, STUDENT, protocol, labels=labels, aug=True,
+        r = train_student(*_first(data), data, STUDENT, protocol, labels=labels, aug=True,
                           seed=seed, teachers=teachers, device=CPU,
                           on_epoch=lambda epoch, m: losses.append(m["loss"]))
     assert r.status == "ok" and r.epochs_run == protocol.epochs and r.model is not None
@@ -147,7 +152,7 @@ def test_teacher_labels_exactly_the_augmented_batch_the_student_sees(data, augme
         assert s.input.shape == (BATCH, 1, 8, 8)
         assert torch.equal(t.input, s.input)
     # the batches are augmented (or mixed): not just training images
-    assert sum(_rows_not_in(s.input, data.train_x[:N]) for s in students) > 0
+    assert sum(_rows_not_in(s.input, _first(data)[0]) for s in students) > 0
     # and each step's loss is KL(teacher ‖ student) on those very outputs
     step_losses = [kl(s.output, t.output, tau).item() for s, t in zip(students, teachers)]
     assert losses == pytest.approx(_epoch_means(step_losses, steps // EPOCHS), rel=1e-5)

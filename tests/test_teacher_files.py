@@ -9,7 +9,7 @@ import timm
 import torch
 import torchvision
 
-from ddray.data import RealData
+from ddray.data import RealData, build_real_data
 from ddray.engine import load_teacher
 from ddray.errors import InputError
 
@@ -20,8 +20,8 @@ def data_with(num_classes: int, channels: int = 3, size: int = 32) -> RealData:
     """A real (tiny) RealData of `num_classes` classes: load_teacher reads its shape and class count."""
     x = torch.zeros(2, channels, size, size)
     y = torch.tensor([0, 1])
-    return RealData("imagenet-like", x, y, x, y, [f"c{i}" for i in range(num_classes)],
-                    (0.0,) * channels, (1.0,) * channels)
+    return build_real_data("imagenet-like", x, y, x, y, [f"c{i}" for i in range(num_classes)],
+                           (0.0,) * channels, (1.0,) * channels, normalized=True)
 
 
 def logits(model: torch.nn.Module, x: torch.Tensor = X) -> torch.Tensor:

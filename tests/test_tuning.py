@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from ddray.data import RealData
+from ddray.data import PixelSource, RealData, Split, build_real_data
 from ddray.errors import InputError
 from ddray.run.tuned import validation_view
 from ddray.spec import parse_spec
@@ -120,28 +120,39 @@ def test_tuned_keys_hash_the_search_not_the_seed_slice():
 
 
 class _Sealed(torch.Tensor):
-    """A test split that fails on any use: the proof that a search never reads it."""
+    """Test labels that fail on any use: the proof that a search never reads them."""
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         raise AssertionError(f"the test split was read during search ({getattr(func, '__name__', func)})")
 
 
+class _SealedPixels(PixelSource):
+    """Test pixels that fail on any read."""
+
+    def __init__(self, like: PixelSource):
+        self.shape, self.dtype, self.count = like.shape, like.dtype, like.count
+
+    def fill(self, out, rows):
+        raise AssertionError("the test split was read during search (its pixels)")
+
+
 def _sealed(data: RealData) -> RealData:
-    return RealData(data.name, data.train_x, data.train_y, torch.Tensor._make_subclass(_Sealed, data.test_x),
-                    torch.Tensor._make_subclass(_Sealed, data.test_y), data.classes, data.mean, data.std)
+    test = Split("test", data.test.labels, _SealedPixels(data.test.pixels.source))
+    test.labels = torch.Tensor._make_subclass(_Sealed, data.test.labels)
+    return RealData(data.name, data.train, test, data.classes, data.pixels, data.scale)
 
 
 def test_validation_view_is_disjoint_and_rdm_draws_only_from_the_rest():
     from ddray.engine import rdm_arm
 
     n = 200  # each image holds its own index, so sets of images are sets of indices
-    data = RealData("ids", torch.arange(n).float().view(n, 1, 1, 1), torch.arange(n) % 10,
-                    torch.zeros(5, 1, 1, 1), torch.zeros(5, dtype=torch.long), [str(c) for c in range(10)], (0.0,), (1.0,))
+    data = build_real_data("ids", torch.arange(n).float().view(n, 1, 1, 1), torch.arange(n) % 10, torch.zeros(5, 1, 1, 1),
+                           torch.zeros(5, dtype=torch.long), [str(c) for c in range(10)], (0.0,), (1.0,), normalized=True)
     view = validation_view(_sealed(data), 0.2, seed=0)
-    train, val = set(view.train_x.flatten().tolist()), set(view.test_x.flatten().tolist())
+    train, val = set(view.train.tensor().flatten().tolist()), set(view.test.tensor().flatten().tolist())
     assert not train & val and len(train | val) == n and len(val) == 40
-    assert view.test_y.bincount(minlength=10).tolist() == [4] * 10  # stratified
+    assert view.test.labels.bincount(minlength=10).tolist() == [4] * 10  # stratified
     for seed in range(5):
         x, _ = rdm_arm(view, 3, seed)
         assert set(x.flatten().tolist()) <= train

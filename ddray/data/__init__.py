@@ -1,12 +1,15 @@
-"""Dataset registry: real loaders -> `RealData` tensors, plus a cheap `DatasetMeta`.
+"""Dataset registry: real loaders -> `RealData` (two `Split`s read on demand), plus a cheap `DatasetMeta`.
 
 Each file format is one module that registers itself with `@register_dataset(name)`; importing
-this package registers the built-in ones.
+this package registers the built-in ones. Pixels stay in the stored dtype until a batch is on
+its device (`PixelSpec`); whole splits are decoded once per node into the node cache (`cache`).
 """
 
 from __future__ import annotations
 
 from . import cifar, digits, idx, imagefolder, tensors  # noqa: F401  (register the loaders)
+from .cache import NodeCache
+from .pixels import PixelSpec
 from .registry import (
     ENTRY_POINT_GROUP,
     DatasetLoader,
@@ -17,14 +20,24 @@ from .registry import (
     load_dataset,
     register_dataset,
 )
-from .types import DatasetEntry, DatasetMeta, RealData
+from .sources import ArraySource, DecodedSource, FileSource, PixelSource
+from .split import Split
+from .types import DatasetEntry, DatasetMeta, RealData, build_real_data
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ArraySource",
     "DatasetEntry",
     "DatasetLoader",
     "DatasetMeta",
+    "DecodedSource",
+    "FileSource",
+    "NodeCache",
+    "PixelSource",
+    "PixelSpec",
     "RealData",
+    "Split",
+    "build_real_data",
     "clear_cache",
     "dataset_meta",
     "dataset_names",

@@ -12,8 +12,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .pixels import build_real_data
+from .pixels import PixelSpec, labels_tensor
 from .registry import DatasetLoader, register_dataset
+from .sources import DecodedSource
+from .split import Split
 from .types import DatasetMeta, RealData
 
 _ALLOWED = {
@@ -89,13 +91,18 @@ class CifarLoader(DatasetLoader):
             raise self.error(f"{root / self.meta_file}: expected {self.num_classes} '{self.names_key}'")
         return _names(list(names))
 
+    def _split(self, name: str, files: list[Path]) -> Split:
+        """Labels now (unpickling the batches once), pixels when first read (unpickled again then)."""
+        y = np.concatenate([self._labels(self._read(p), p) for p in files])
+        source = DecodedSource((3, 32, 32), np.uint8, len(y), lambda: self._images(files)[0], files)
+        return Split(name, labels_tensor(y), source)
+
     def load(self, root: Path | None, **options: Any) -> RealData:
         assert root is not None
         paths = self.require(root, self.expected_files)
-        train = paths[: len(self.train_files)]
-        tr_x, tr_y = self._images(train)
-        te_x, te_y = self._images([root / self.test_file])
-        return build_real_data(self.name, tr_x, tr_y, te_x, te_y, self._classes(root), self.mean, self.std)
+        train = self._split("train", paths[: len(self.train_files)])
+        test = self._split("test", [root / self.test_file])
+        return RealData(self.name, train, test, self._classes(root), PixelSpec(self.mean, self.std))
 
     def meta(self, root: Path | None, **options: Any) -> DatasetMeta:
         assert root is not None

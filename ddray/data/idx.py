@@ -12,8 +12,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .pixels import build_real_data
+from .pixels import PixelSpec, labels_tensor
 from .registry import DatasetLoader, register_dataset
+from .sources import DecodedSource
+from .split import Split
 from .types import DatasetMeta, RealData
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
@@ -84,25 +86,32 @@ class IdxLoader(DatasetLoader):
         except (ValueError, OSError, EOFError) as e:
             raise self.error(str(e)) from e
 
-    def _split(self, images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
-        x = self._read(images, IMAGES_MAGIC)
+    def _shape(self, images: Path) -> tuple[int, ...]:
+        try:
+            return read_idx_shape(images, IMAGES_MAGIC)
+        except (ValueError, OSError, EOFError) as e:
+            raise self.error(str(e)) from e
+
+    def _images(self, images: Path) -> np.ndarray:
+        return self._read(images, IMAGES_MAGIC)[:, None]
+
+    def _split(self, name: str, images: Path, labels: Path) -> Split:
+        """Labels now, pixels when first read (the whole gzip stream at once: idx files do not seek)."""
+        dims = self._shape(images)
         y = self._labels(labels)
-        if x.ndim != 3 or x.shape[0] != y.shape[0]:
-            raise self.error(f"{images}: {x.shape[0]} images of shape {x.shape[1:]} but {labels} has {y.shape[0]} labels")
-        return x[:, None], y
+        if len(dims) != 3 or dims[0] != y.shape[0]:
+            raise self.error(f"{images}: {dims[0]} images of shape {dims[1:]} but {labels} has {y.shape[0]} labels")
+        source = DecodedSource((1, dims[1], dims[2]), np.uint8, dims[0], lambda: self._images(images), [images])
+        return Split(name, labels_tensor(y), source)
 
     def load(self, root: Path | None, **options: Any) -> RealData:
         tr_img, tr_lab, te_img, te_lab = self._paths(root)
-        tr_x, tr_y = self._split(tr_img, tr_lab)
-        te_x, te_y = self._split(te_img, te_lab)
-        return build_real_data(self.name, tr_x, tr_y, te_x, te_y, self.classes, self.mean, self.std)
+        return RealData(self.name, self._split("train", tr_img, tr_lab), self._split("test", te_img, te_lab),
+                        list(self.classes), PixelSpec(self.mean, self.std))
 
     def meta(self, root: Path | None, **options: Any) -> DatasetMeta:
         tr_img, tr_lab, _, _ = self._paths(root)
-        try:
-            dims = read_idx_shape(tr_img, IMAGES_MAGIC)
-        except (ValueError, OSError, EOFError) as e:
-            raise self.error(str(e)) from e
+        dims = self._shape(tr_img)
         y = self._labels(tr_lab)
         counts = np.bincount(y, minlength=len(self.classes)).tolist()
         return DatasetMeta(self.name, len(self.classes), (1, dims[1], dims[2]), counts, list(self.classes))

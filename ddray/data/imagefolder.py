@@ -1,22 +1,24 @@
 """ImageFolder trees (`root/train/<class>/...`, `root/val|test/<class>/...`): Tiny-ImageNet,
 ImageNet subsets, anything exported as images.
 
-Images are decoded by PIL on a thread pool (decoding releases the GIL) straight into one
-preallocated uint8 N×3×H×W array; everything after decoding is vectorized. Tiny-ImageNet's own
-validation layout (`val/images/*` + `val/val_annotations.txt`) is read as well.
+Loading lists the files; pixels are decoded when a trial reads them (`FileSource`: PIL on a
+thread pool, only the files asked for), and whole-split passes go through the node cache, so a
+node decodes each split once. Tiny-ImageNet's own validation layout (`val/images/*` +
+`val/val_annotations.txt`) is read as well.
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .pixels import build_real_data
+from .pixels import PixelSpec, labels_tensor
 from .registry import DatasetLoader, register_dataset
+from .sources import FileSource
+from .split import Split
 from .types import DatasetMeta, RealData
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
@@ -33,6 +35,8 @@ class ImageFolder(DatasetLoader):
     description = "ImageFolder tree: train/<class>/*.png|jpg and val/ (or test/) <class>/..."
     expected_files = ("train/<class>/*.png|jpg", "val/<class>/... (or test/)")
     options = ("image_size",)
+    mean: ClassVar[tuple[float, ...] | None] = None  # None: computed from the train pixels, once per node
+    std: ClassVar[tuple[float, ...] | None] = None
 
     # --- listing ----------------------------------------------------------------------------
     def _train(self, root: Path) -> tuple[list[str], list[list[Path]]]:
@@ -96,46 +100,52 @@ class ImageFolder(DatasetLoader):
             return image_size, image_size
         from PIL import Image
 
-        with Image.open(first) as im:
-            return im.size[1], im.size[0]
+        try:
+            with Image.open(first) as im:
+                return im.size[1], im.size[0]
+        except OSError as e:
+            raise self.error(f"{first}: cannot decode ({e})") from e
 
-    def _decode(self, paths: list[Path], size: tuple[int, int], resize: bool) -> np.ndarray:
+    def decoder(self, split: str, size: tuple[int, int], image_size: int | None, **options: Any) -> Callable[[Path], np.ndarray]:
+        """`path -> 3×H×W uint8` for the images of `split` ("train" or "test").
+
+        The one place a loader's preprocessing lives: a subclass with other conventions (e.g.
+        ImageNet's resize-shorter-side-then-center-crop for its val split) overrides it; its
+        options are part of the dataset's identity, so they key the cache entries too.
+        """
         from PIL import Image
 
         h, w = size
-        out = np.empty((len(paths), 3, h, w), dtype=np.uint8)
+        resize = image_size is not None
 
-        def one(i: int) -> None:
-            try:
-                with Image.open(paths[i]) as im:
-                    im = im.convert("RGB")
-                    if resize and im.size != (w, h):
-                        im = im.resize((w, h), Image.BILINEAR)
-                    arr = np.asarray(im)
-            except OSError as e:
-                raise self.error(f"{paths[i]}: cannot decode ({e})") from e
+        def decode(path: Path) -> np.ndarray:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                if resize and im.size != (w, h):
+                    im = im.resize((w, h), Image.BILINEAR)
+                arr = np.asarray(im)
             if arr.shape != (h, w, 3):
-                raise self.error(
-                    f"{paths[i]} is {arr.shape[1]}×{arr.shape[0]}, others {w}×{h}: set the 'image_size' option"
-                )
-            out[i] = arr.transpose(2, 0, 1)
+                raise ValueError(f"is {arr.shape[1]}×{arr.shape[0]}, others {w}×{h}: set the 'image_size' option")
+            return arr.transpose(2, 0, 1)
 
-        workers = min(16, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(one, range(len(paths))))
-        return out
+        return decode
+
+    def _split(self, name: str, paths: list[Path], labels: list[int] | np.ndarray, size: tuple[int, int],
+               image_size: int | None, **options: Any) -> Split:
+        decode = self.decoder(name, size, image_size, **options)
+        return Split(name, labels_tensor(labels), FileSource(paths, (3, *size), decode, self.error))
 
     def load(self, root: Path | None, image_size: int | None = None, **options: Any) -> RealData:
+        """Lists the files (no pixel is decoded here): each split decodes what a trial reads of it."""
         root = self._root(root)
         classes, per_class = self._train(root)
         tr_paths = [p for files in per_class for p in files]
         tr_y = np.repeat(np.arange(len(classes)), [len(f) for f in per_class])
         te_paths, te_y = self._eval(root, classes)
         size = self._size(image_size, tr_paths[0])
-        resize = image_size is not None
-        tr_x = self._decode(tr_paths, size, resize)
-        te_x = self._decode(te_paths, size, resize)
-        return build_real_data(self.name, tr_x, tr_y, te_x, te_y, classes)
+        spec = PixelSpec(self.mean, self.std) if self.mean is not None and self.std is not None else None
+        return RealData(self.name, self._split("train", tr_paths, tr_y, size, image_size, **options),
+                        self._split("test", te_paths, te_y, size, image_size, **options), classes, spec)
 
     def meta(self, root: Path | None, image_size: int | None = None, **options: Any) -> DatasetMeta:
         root = self._root(root)

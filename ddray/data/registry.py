@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
-from torch import Tensor
 
 from ddray.errors import InputError, unknown
 from ddray.registry import Registry, describe
 
+from .cache import NodeCache
+from .split import CacheSlot, Split
 from .types import DatasetEntry, DatasetMeta, RealData
 
 ENTRY_POINT_GROUP = "ddray.datasets"
@@ -34,12 +35,17 @@ L = TypeVar("L", bound="type[DatasetLoader]")
 
 
 def _data_cache_size() -> int:
-    """A few datasets at most: CIFAR-100 alone is ~600 MB of float32."""
+    """A few datasets at most (their labels, file lists and any pixels decoded without a node cache)."""
     return max(0, int(os.environ.get("DDRAY_DATA_CACHE", "3")))
 
 
 class DatasetLoader:
     """Base class of a format: subclasses set the class attributes and implement `load`.
+
+`load` returns a `RealData` whose `Split`s read pixels on demand (`ddray.data.sources`: an
+`ArraySource` for arrays in memory, a `DecodedSource` for a file decoded as a whole, a
+`FileSource` for one image file per row); it should decode nothing itself. The registry gives
+file-backed splits their node-cache entries.
 
     `field` is the spec path of the root (e.g. `datasets.cifar10.root`) so every error names
     what the user should fix. `meta` defaults to loading the pixels; override it when the
@@ -146,25 +152,39 @@ def _resolve(impl: DatasetLoader, root: str | os.PathLike | None, options: dict[
 
 def _checked(data: object, impl: DatasetLoader) -> RealData:
     """What every loader returns, checked once here so a plugin's mistake is named at load time,
-    not discovered as a shape error deep inside a trial."""
+    not discovered as a shape error deep inside a trial. Only labels and shapes are checked: no
+    pixel is decoded here."""
     where = f"dataset loader '{impl.name}' ({type(impl).__module__}.{type(impl).__qualname__})"
     if not isinstance(data, RealData):
         raise InputError(f"{where}: load() returned {describe(data)}; expected a ddray.data.RealData")
     problems = []
-    for split in ("train", "test"):
-        x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
-        if not (isinstance(x, Tensor) and x.ndim == 4 and x.dtype == torch.float32):
-            problems.append(f"{split}_x must be a float32 N×C×H×W tensor")
-        elif not (isinstance(y, Tensor) and y.dtype == torch.int64 and tuple(y.shape) == (x.shape[0],)):
-            problems.append(f"{split}_y must be an int64 tensor of {x.shape[0]} labels")
+    for name in ("train", "test"):
+        split = getattr(data, name)
+        if not isinstance(split, Split):
+            problems.append(f"{name} must be a ddray.data.Split, got {describe(split)}")
+            continue
+        y = split.labels
+        if y.dtype != torch.int64:
+            problems.append(f"{name} labels must be int64, got {y.dtype}")
         elif y.numel() and not 0 <= int(y.min()) <= int(y.max()) < len(data.classes):
-            problems.append(f"{split}_y must lie in [0, {len(data.classes)}) (one per class name)")
-    if not problems and data.train_x.shape[1:] != data.test_x.shape[1:]:
-        problems.append(f"train and test images differ in shape ({tuple(data.train_x.shape[1:])} and "
-                        f"{tuple(data.test_x.shape[1:])})")
+            problems.append(f"{name} labels must lie in [0, {len(data.classes)}) (one per class name)")
+        if not (split.dtype == torch.uint8 or split.dtype.is_floating_point):
+            problems.append(f"{name} pixels must be uint8 or float, got {split.dtype}")
+    if not problems and data.train.shape != data.test.shape:
+        problems.append(f"train and test images differ in shape ({data.train.shape} and {data.test.shape})")
     if problems:
         raise InputError(f"{where}: {'; '.join(problems)}")
     return data
+
+
+def _bind_cache(data: RealData, cache: NodeCache, impl: DatasetLoader, path: Path | None, options: dict) -> None:
+    """Give each file-backed split its place in the node cache: its identity is the loader, the
+    resolved root, the options and the split (plus, when opened, the fingerprint of its files)."""
+    for split in (data.train, data.test):
+        if split.pixels.slot is None and split.pixels.source.files():
+            describe = {"loader": impl.name, "root": str(path) if path else None,
+                        "options": json.loads(json.dumps(options, sort_keys=True, default=str)), "split": split.name}
+            split.pixels.slot = CacheSlot(cache, describe, path)
 
 
 def _remember(cache: OrderedDict, key: tuple, value: Any, size: int) -> None:
@@ -177,22 +197,26 @@ def _remember(cache: OrderedDict, key: tuple, value: Any, size: int) -> None:
 
 
 def load_dataset(loader: str, root: str | os.PathLike | None = None, *, field: str | None = None,
-                 **options: Any) -> RealData:
+                 cache: NodeCache | None = None, **options: Any) -> RealData:
     """The real train/test split of `loader` at `root` (or its default root), cached per process.
 
-    `field` is the spec path used in error messages (default `datasets.<loader>.root`).
-    The returned tensors are shared with other callers: do not modify them in place.
+    Nothing is decoded here: the splits read their pixels when a trial asks for them, through
+    `cache` (default: this node's, `NodeCache.default()`). `field` is the spec path used in error
+    messages (default `datasets.<loader>.root`). The returned data is shared with other callers.
     """
     impl = _loader(loader, field)
     path, key = _resolve(impl, root, options)
+    cache = cache if cache is not None else NodeCache.default()
+    key = (*key, str(cache.root), cache.budget_bytes)
     with _LOCK:
         if key in _DATA_CACHE:
             _DATA_CACHE.move_to_end(key)
             return _DATA_CACHE[key]
     data = _checked(impl.load(path, **options), impl)
+    _bind_cache(data, cache, impl, path, options)
     with _LOCK:
         _remember(_DATA_CACHE, key, data, _data_cache_size())
-        _remember(_META_CACHE, key, data.meta(), _META_CACHE_SIZE)
+        _remember(_META_CACHE, key[:3], data.meta(), _META_CACHE_SIZE)
     return data
 
 
@@ -204,8 +228,6 @@ def dataset_meta(loader: str, root: str | os.PathLike | None = None, *, field: s
     with _LOCK:
         if key in _META_CACHE:
             return _META_CACHE[key]
-        if key in _DATA_CACHE:
-            return _DATA_CACHE[key].meta()
     meta = impl.meta(path, **options)
     if meta is None:
         return load_dataset(loader, root, field=field, **options).meta()

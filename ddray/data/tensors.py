@@ -17,12 +17,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .pixels import build_real_data, labels_tensor
+from .pixels import PixelSpec, labels_tensor
 from .registry import DatasetLoader, register_dataset
+from .sources import DecodedSource
+from .split import Split
 from .types import DatasetMeta, RealData
 
 REQUIRED = ("train_x", "train_y", "test_x", "test_y")
 SUFFIXES = (".pt", ".pth", ".npz")
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    """numpy has no bfloat16: such pixels are kept as float32 (what training casts them to anyway)."""
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
 @register_dataset("tensors")
@@ -102,9 +109,17 @@ class Tensors(DatasetLoader):
             raise self.error(f"{path}: mean/std must have {channels} values (std > 0)")
         return mean, std
 
+    def _source(self, path: Path, key: str, pixels: Tensor) -> DecodedSource:
+        """The pixels of `key`, read again from the file when first needed (a .pt is memory-mapped)."""
+        def decode() -> np.ndarray:
+            return _numpy(self._pixels(self._read(path, mmap=True)[key], key, path))
+
+        dtype = _numpy(torch.empty(0, dtype=pixels.dtype)).dtype
+        return DecodedSource(pixels.shape[1:], dtype, pixels.shape[0], decode, [path])
+
     def load(self, root: Path | None, **options: Any) -> RealData:
         path = self._file(root)
-        raw = self._read(path)
+        raw = self._read(path, mmap=True)
         tr_x, te_x = self._pixels(raw["train_x"], "train_x", path), self._pixels(raw["test_x"], "test_x", path)
         if tr_x.shape[1:] != te_x.shape[1:] or tr_x.dtype != te_x.dtype:
             raise self.error(f"{path}: train_x {tuple(tr_x.shape[1:])} {tr_x.dtype} and test_x "
@@ -114,12 +129,11 @@ class Tensors(DatasetLoader):
         classes = self._classes(raw, [tr_y, te_y], path)
         stats = self._stats(raw, tr_x.shape[1], path)
         scale = 255.0 if tr_x.dtype == torch.uint8 else 1.0
-        if stats is not None and scale == 1.0:  # already normalized with the file's mean/std
-            mean, std = stats
-            tr, te = tr_x.to(torch.float32).contiguous(), te_x.to(torch.float32).contiguous()
-            return RealData(self.name, tr, labels_tensor(tr_y), te, labels_tensor(te_y), classes, mean, std)
-        mean, std = stats if stats is not None else (None, None)
-        return build_real_data(self.name, tr_x, tr_y, te_x, te_y, classes, mean, std, scale=scale)
+        train = Split("train", labels_tensor(tr_y), self._source(path, "train_x", tr_x))
+        test = Split("test", labels_tensor(te_y), self._source(path, "test_x", te_x))
+        del raw, tr_x, te_x  # a .npz decompressed them: the splits read them again when a trial needs them
+        spec = None if stats is None else PixelSpec(*stats, scale=scale, prenormalized=scale == 1.0)
+        return RealData(self.name, train, test, classes, spec, scale)
 
     def meta(self, root: Path | None, **options: Any) -> DatasetMeta:
         path = self._file(root)

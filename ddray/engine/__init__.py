@@ -8,7 +8,7 @@ One module per job: `augment` (batched seeded augmentation), `losses`, `schedule
 
 from __future__ import annotations
 
-from .arms import full_arm, holdout_split, random_subset, rdm_arm, validation_split
+from .arms import holdout_split, random_subset, rdm_arm, validation_split
 from .augment import AugOut, build_augment
 from .checkpoint import Checkpointer, MemoryCheckpointer
 from .device import free_device_memory
@@ -26,7 +26,6 @@ __all__ = [
     "build_augment",
     "evaluate",
     "free_device_memory",
-    "full_arm",
     "holdout_split",
     "load_teacher",
     "random_subset",

@@ -1,5 +1,5 @@
-"""The training sets of the arms: `rdm` (class-balanced random real subset), `full`, and the
-held-out validation split used to search the learning rate.
+"""The training sets of the arms: `rdm` (class-balanced random real subset) and the held-out
+validation split used to search the learning rate (the full arm is `teacher.train_teacher`).
 
 Index draws come from the class table of `engine/pools.py`, shuffled by a CPU generator seeded by
 the trial seed, so the same seed picks the same images on every machine, and the rdm subset of a
@@ -56,20 +56,18 @@ def holdout_split(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor
 
 
 def rdm_arm(data: RealData, ipc: int, seed: int, pool: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(x, y) of the rdm arm: a random class-balanced subset of the train split (or of `pool` indices)."""
-    base = torch.arange(data.train_y.numel()) if pool is None else pool
-    idx = base[random_subset(data.train_y[base], data.num_classes, ipc, seed)]
-    return data.train_x[idx], data.train_y[idx]
+    """(x, y) of the rdm arm: a random class-balanced subset of the train split (or of `pool` indices).
 
-
-def full_arm(data: RealData, pool: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(x, y) of the full arm: the whole train split (or the `pool` indices of it)."""
-    if pool is None:
-        return data.train_x, data.train_y
-    return data.train_x[pool], data.train_y[pool]
+    `x` is the stored pixels of just those IPC×K images (uint8 for images), normalized per batch
+    on the device by the training loop.
+    """
+    labels = data.train.labels
+    base = torch.arange(labels.numel()) if pool is None else pool
+    idx = base[random_subset(labels[base], data.num_classes, ipc, seed)]
+    return data.train.take(idx), labels[idx]
 
 
 def validation_split(data: RealData, fraction: float, seed: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """(pool indices, (val_x, val_y)): what an lr search validates on, and what rdm may draw from."""
-    pool, val = holdout_split(data.train_y, fraction, seed)
-    return pool, (data.train_x[val], data.train_y[val])
+    """(pool indices, (val_x, val_y)): what an lr search validates on (stored pixels), and what rdm may draw from."""
+    pool, val = holdout_split(data.train.labels, fraction, seed)
+    return pool, (data.train.take(val), data.train.labels[val])

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from ddray.data import RealData
+from ddray.data import RealData, Split
 from ddray.errors import InputError
 from ddray.models import build_model
 from ddray.protocols import Protocol
@@ -22,6 +22,21 @@ from .train import EpochCallback, TrainResult, train_student
 from .weights import fit_problems, read_state_dict, strip_wrappers
 
 
+DEVICE_SHARE = 0.25  # a train split up to this share of a GPU's memory is copied there whole
+
+
+def full_training_set(split: Split, device: torch.device) -> Tensor | Split:
+    """The train split as full-data training reads it: one tensor of stored pixels when it is resident
+    (in memory or the node cache; on a GPU only when it is small enough), else the split itself,
+    streamed batch by batch. Both give the same batches in the same seeded order."""
+    x = split.resident()
+    if x is None:
+        return split
+    if device.type == "cuda" and x.numel() * x.element_size() > DEVICE_SHARE * torch.cuda.get_device_properties(device).total_memory:
+        return split
+    return x.to(device)
+
+
 def train_teacher(data: RealData, arch: str, recipe: Protocol, seed: int, device: torch.device | str, *,
                   checkpointer: Checkpointer | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
     """Train `arch` on the full train split with hard labels under `recipe` (e.g. `full_recipe(...)`).
@@ -29,9 +44,9 @@ def train_teacher(data: RealData, arch: str, recipe: Protocol, seed: int, device
     The recipe's augmentation is used when it has one (natural images: crop + flip).
     """
     device = torch.device(device)
-    return train_student(data.train_x.to(device), data.train_y.to(device), data, arch, recipe,
+    return train_student(full_training_set(data.train, device), data.train.labels.to(device), data, arch, recipe,
                          labels="hard", aug=recipe.augment.active, seed=seed, device=device,
-                         checkpointer=checkpointer, on_epoch=on_epoch)
+                         checkpointer=checkpointer, on_epoch=on_epoch, pixels=data.pixels)
 
 
 def save_teacher(model: nn.Module, path: str | Path | BinaryIO) -> None:

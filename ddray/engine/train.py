@@ -2,7 +2,9 @@
 
 One call is one trial's training. The training set is one tensor on the device; every epoch draws a
 permutation from a seeded CPU generator and batches are index slices of it (no DataLoader, no
-per-sample Python). Augmentation parameters come from a second seeded generator, model init from
+per-sample Python). Real images arrive as stored pixels (uint8) and each batch is normalized on the
+device (`PixelSpec`); a train split too large to be resident is a `Split` read batch by batch in
+the same seeded order, one batch ahead on a thread — the same numbers either way. Augmentation parameters come from a second seeded generator, model init from
 `torch.manual_seed(seed)`, so the same call on the same machine gives the same numbers, and a
 run resumed from a checkpoint continues bit-exactly (the generators' states are in the checkpoint).
 
@@ -18,14 +20,16 @@ Label settings (the arm's `labels`, which may differ from the protocol's own):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from ddray.data import RealData
+from ddray.data import PixelSpec, RealData, Split
+from ddray.data.prefetch import prefetch
 from ddray.errors import InputError
 from ddray.models import build_model
 from ddray.protocols import Protocol
@@ -116,11 +120,12 @@ class _Targets:
 class _Run:
     """One training run at one learning rate; its whole state fits in `state_dict()`."""
 
-    def __init__(self, x: Tensor, y: Tensor, data: RealData, arch: str, protocol: Protocol, *,
+    def __init__(self, x: Tensor | Split, y: Tensor, data: RealData, arch: str, protocol: Protocol, *,
                  targets: _Targets, augment: AugmentFn | None, seed: int, device: torch.device, lr: float,
-                 test: tuple[Tensor, Tensor]):
-        self.test_set = test
+                 test: tuple[Tensor | Split, Tensor | None], prep: PixelSpec | None):
+        self.test_set, self.real_pixels, self.prep = test, data.pixels, prep
         self.x, self.p = x, protocol
+        self.n = len(x) if isinstance(x, Split) else int(x.shape[0])
         self.targets, self.augment, self.device, self.lr0 = targets, augment, device, lr
         self.cuda = device.type == "cuda"
         self.channels_last = protocol.channels_last and self.cuda
@@ -134,7 +139,7 @@ class _Run:
         self.forward = compiled(self.model) if protocol.compile else self.model
         self.order_gen = torch.Generator().manual_seed(seed)
         self.aug_gen = torch.Generator().manual_seed(seed + _AUG_SEED_OFFSET)
-        self.batch = min(protocol.batch_size, int(x.shape[0]))
+        self.batch = min(protocol.batch_size, self.n)
         self.zeta = protocol.zeta_for(arch)
         self.opt_step = 0
         self.opt = self._new_optimizer()
@@ -193,16 +198,31 @@ class _Run:
             g["lr"] = lr
         return lr
 
+    def _batches(self, order: Tensor, perm: Tensor, steps: int) -> Iterator[Tensor]:
+        """The epoch's training batches in `perm` order, normalized on the device."""
+        b = self.batch
+        if isinstance(self.x, Split):
+            split, device = self.x, self.device
+
+            def read(part: Tensor) -> Tensor:
+                return split.take(part).to(device, non_blocking=True)
+
+            raw: Iterable[Tensor] = prefetch(functools.partial(read, order[i * b:(i + 1) * b]) for i in range(steps))
+        else:
+            raw = (self.x[perm[i * b:(i + 1) * b]] for i in range(steps))
+        for xb in raw:
+            yield self.prep(xb) if self.prep is not None else xb
+
     def train_epoch(self) -> float:
         """One epoch; returns the mean loss (one host sync per epoch, not per step)."""
-        n, b = int(self.x.shape[0]), self.batch
-        perm = torch.randperm(n, generator=self.order_gen).to(self.device)
+        n, b = self.n, self.batch
+        order = torch.randperm(n, generator=self.order_gen)
+        perm = order.to(self.device)
         self.model.train()
         total = torch.zeros((), device=self.device, dtype=torch.float32)
         steps = math.ceil(n / b)
-        for i in range(steps):
+        for i, xb in enumerate(self._batches(order, perm, steps)):
             idx = perm[i * b:(i + 1) * b]
-            xb = self.x[idx]
             out = self.augment(xb, self.aug_gen) if self.augment is not None else AugOut(xb)
             xa = out.x.contiguous(memory_format=torch.channels_last) if self.channels_last else out.x
             with autocast(self.device, self.p.amp):
@@ -217,8 +237,10 @@ class _Run:
             total += loss.detach().float()
         return float(total.item()) / steps
 
-    def test(self, x: Tensor, y: Tensor) -> EvalScores:
-        return evaluate(self.eval_model, x, y, self.device, amp=self.p.amp, channels_last=self.channels_last)
+    def test(self, x: Tensor | Split, y: Tensor | None) -> EvalScores:
+        """Scores on real pixels (the test split, or the validation part of the train split)."""
+        return evaluate(self.eval_model, x, y, self.device, pixels=self.real_pixels, amp=self.p.amp,
+                        channels_last=self.channels_last)
 
 
 def weight_ema(model: nn.Module, decay: float) -> Any:
@@ -288,12 +310,17 @@ def _learning_rates(protocol: Protocol, lr: float | Sequence[float] | None) -> l
 
 
 def train_student(
-    x: Tensor, y: Tensor, data: RealData, arch: str, protocol: Protocol, *,
+    x: Tensor | Split, y: Tensor, data: RealData, arch: str, protocol: Protocol, *,
     labels: str, aug: bool, seed: int, teachers: Sequence[nn.Module] = (), device: torch.device | str,
     lr: float | Sequence[float] | None = None, checkpointer: Checkpointer | None = None,
     on_epoch: EpochCallback | None = None, val: tuple[Tensor, Tensor] | None = None,
+    pixels: PixelSpec | None = None,
 ) -> TrainResult:
     """Train `arch` from scratch on (x, y) under `protocol`, evaluate on `data`'s test split.
+
+    `x` is a normalized float32 set (a distilled set), or real stored pixels normalized per batch
+    on the device by `pixels` — by default `data.pixels` when `x` is uint8 or a `Split` (a train
+    split streamed batch by batch). `val` holds real stored pixels (`validation_split`).
 
     `lr` (e.g. a distilled set's own lr) replaces `protocol.lr`. Several learning rates mean a
     search: each one trains on (x, y), the one with the best top-1 on `val` (a held-out part of the
@@ -307,21 +334,25 @@ def train_student(
     lrs = _learning_rates(protocol, lr)
     if len(lrs) > 1 and val is None:
         raise InputError("an lr search needs a validation split (val) of the real train split", "lr")
-    validate_training_set(x, y, data, "training set")
+    streamed = isinstance(x, Split)
+    shape_only = torch.empty((len(x), *x.shape), dtype=x.dtype, device="meta") if streamed else x
+    validate_training_set(shape_only, y, data, "training set")  # type: ignore[arg-type]
+    if pixels is None and (streamed or not x.is_floating_point()):  # type: ignore[union-attr]
+        pixels = data.pixels
     if device.type == "cpu":
         keep_freed_memory()
-    x, y = x.to(device), y.to(device)
+    x, y = (x if streamed else x.to(device)), y.to(device)  # type: ignore[union-attr]
     frozen = prepare_teachers(teachers, device) if labels != "hard" else []
     if protocol.compile:  # the teacher's no-grad forward fuses like the student's (shared modules stay untouched)
         frozen = [compiled(t) for t in frozen]
     targets = _Targets(y, labels, protocol, frozen)
     augment = build_augment(protocol.augment) if aug and protocol.augment.active else None
-    test = (_maybe_on_device(data.test_x, device), _maybe_on_device(data.test_y, device))
+    test = evaluation_set(data.test, device)
     val = None if val is None else (_maybe_on_device(val[0], device), _maybe_on_device(val[1], device))
 
     def new_run(lr0: float) -> _Run:
         return _Run(x, y, data, arch, protocol, targets=targets, augment=augment, seed=seed, device=device,
-                    lr=lr0, test=test)
+                    lr=lr0, test=test, prep=pixels)
 
     return _train_candidates(new_run, lrs, val, checkpointer, on_epoch, data=data, arch=arch, device=device)
 
@@ -368,6 +399,16 @@ def _train_candidates(new_run: Callable[[float], _Run], lrs: list[float], val: t
 def _maybe_on_device(t: Tensor, device: torch.device, limit_bytes: int = 2 << 30) -> Tensor:
     """Evaluation data goes to the device once when it is small (repeated `best` evaluations)."""
     return t.to(device) if t.numel() * t.element_size() <= limit_bytes else t
+
+
+def evaluation_set(split: Split, device: torch.device) -> tuple[Tensor | Split, Tensor | None]:
+    """The test split as evaluations read it: its stored pixels as one tensor (zero-copy from the node
+    cache on the CPU, moved once to a GPU when small), or the split itself, read in chunks, when
+    it can only be streamed."""
+    x = split.resident()
+    if x is None:
+        return split, None
+    return _maybe_on_device(x, device), _maybe_on_device(split.labels, device)
 
 
 def _pick(done: list[dict[str, Any]]) -> int | None:

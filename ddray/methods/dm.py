@@ -46,13 +46,13 @@ def synth_dm(ctx: SynthContext) -> DistilledSet:
     p: DMParams = ctx.params  # type: ignore[assignment]
     data, dev, k, ipc = ctx.data, ctx.device, ctx.data.num_classes, ctx.ipc
     gen = seeded_generator(ctx.seed, DM_STREAM)
-    pools = ClassPools.of(data.train_y, k)
+    pools = ClassPools.of(data.train.labels, k)
+    data.train.resident()  # real batches come from the whole split: one decoded copy on the node, when it fits
     if p.init == "real":
-        syn = data.train_x[pools.sample(ipc, gen, "images").reshape(-1)].clone()
+        syn = data.train_images(pools.sample(ipc, gen, "images").reshape(-1))
     else:
         syn = torch.randn((k * ipc, *data.image_shape), generator=gen)
     syn = syn.to(dev).requires_grad_(True)
-    real_x = data.train_x.to(dev)
     n_real = min(p.batch_real, pools.smallest)
     opt = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
     augment = _dsa() if p.dsa else None
@@ -60,7 +60,7 @@ def synth_dm(ctx: SynthContext) -> DistilledSet:
         net_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
         net = random_net(p.arch, data, net_seed, dev).train()
         embed = embedder(net)
-        real = real_x[pools.sample(n_real, gen).reshape(-1).to(dev)]
+        real = data.train_images(pools.sample(n_real, gen).reshape(-1), dev)
         fake = syn
         if augment is not None:  # siamese: the synthetic batch replays the real batch's draw
             state = gen.get_state()

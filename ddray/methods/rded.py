@@ -114,7 +114,7 @@ def synth_rded(ctx: SynthContext) -> DistilledSet:
         raise InputError(f"{side} of {data.name}", path="factor")
     teacher = ctx.teacher.to(dev).eval()
     need = f * f * ipc
-    pools = ClassPools.of(data.train_y, k)
+    pools = ClassPools.of(data.train.labels, k)
     n_img = min(p.mipc, pools.smallest)
     few = p.patch_problem(ipc, pools.smallest)
     if few:
@@ -125,7 +125,7 @@ def synth_rded(ctx: SynthContext) -> DistilledSet:
     chosen = []
     for c0 in range(0, k, per_chunk):
         classes = torch.arange(c0, min(c0 + per_chunk, k))
-        x = data.train_x[idx[classes].reshape(-1)].to(dev)
+        x = data.train_images(idx[classes].reshape(-1), dev)  # only the candidates are read
         crops = _crops(x, p.num_crop, p.crop_scale, gen)
         ce = _scores(teacher, crops, classes.to(dev).repeat_interleave(n_img), SCORE_BATCH)
         crops = crops.view(len(classes), n_img, p.num_crop, c, h, w)

@@ -13,7 +13,7 @@ from pydantic import Field
 from torch import Tensor
 
 from ddray.errors import InputError
-from ddray.methods.features import embed_all, random_net
+from ddray.methods.features import random_net, train_embeddings
 from ddray.engine.pools import ClassPools, seeded_generator
 from ddray.methods.registry import register_method
 from ddray.methods.types import DistilledSet, MethodParams, NetParams, SynthContext
@@ -46,22 +46,22 @@ def _trained_arch(params: SelectionParams) -> str | None:
 
 
 def _take(ctx: SynthContext, idx: Tensor) -> DistilledSet:
-    """The real images at class-major train indices `idx`, on the context's device."""
-    data = ctx.data
-    images = data.train_x[idx.reshape(-1).cpu()].to(ctx.device)
-    return DistilledSet(images, class_major_labels(data.num_classes, ctx.ipc, ctx.device))
+    """The real images at class-major train indices `idx` (only those are read), normalized on the context's device."""
+    images = ctx.data.train_images(idx.reshape(-1).cpu(), ctx.device)
+    return DistilledSet(images, class_major_labels(ctx.data.num_classes, ctx.ipc, ctx.device))
 
 
 @register_method("random", RandomParams)
 def synth_random(ctx: SynthContext) -> DistilledSet:
     """Class-balanced random real subset (a separate draw from the rdm arm's for the same seed)."""
-    pools = ClassPools.of(ctx.data.train_y, ctx.data.num_classes)
+    pools = ClassPools.of(ctx.data.train.labels, ctx.data.num_classes)
     idx = pools.sample(ctx.ipc, seeded_generator(ctx.seed, RANDOM_STREAM), "images")
     return _take(ctx, idx)
 
 
 def train_features(ctx: SynthContext) -> Tensor:
-    """Embeddings of the whole train split in the feature space the params ask for."""
+    """Embeddings of the whole train split in the feature space the params ask for (cached per node:
+    herding and k-center at every IPC of a seed share one embedding pass)."""
     params: SelectionParams = ctx.params  # type: ignore[assignment]
     if params.features in ("teacher", "trained"):  # the planner hands the trained weights in as the teacher
         if ctx.teacher is None:
@@ -70,7 +70,9 @@ def train_features(ctx: SynthContext) -> Tensor:
         net = ctx.teacher.to(ctx.device)
     else:
         net = random_net(params.arch, ctx.data, ctx.seed, ctx.device)
-    return embed_all(net, ctx.data.train_x, ctx.device)
+    describe = {"features": params.features, "arch": params.arch if params.features == "random" else "teacher",
+                "seed": ctx.seed}
+    return train_embeddings(net, ctx.data, ctx.device, describe)
 
 
 def herd(f: Tensor, n: int) -> Tensor:
@@ -102,7 +104,7 @@ def kcenter(f: Tensor, n: int) -> Tensor:
 
 
 def _select(ctx: SynthContext, pick) -> DistilledSet:
-    pools = ClassPools.of(ctx.data.train_y, ctx.data.num_classes)
+    pools = ClassPools.of(ctx.data.train.labels, ctx.data.num_classes)
     if ctx.ipc > pools.smallest:
         raise InputError(f"ipc {ctx.ipc} exceeds the smallest class ({pools.smallest} training images)", path="ipc")
     feats = train_features(ctx)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ddray.data import RealData, load_dataset
+from ddray.data import NodeCache, RealData, load_dataset
 from ddray.engine.train import EpochCallback, TrainResult
 from ddray.store import Store, StoreCheckpointer
 from ddray.store.fs import atomic_write_local
@@ -29,6 +29,7 @@ class WorkerEnv:
     store: str                                                    # absolute path or URI: workers run elsewhere
     roots: dict[str, str | None] = field(default_factory=dict)    # dataset name -> data root on the nodes
     checkpoint_every: int = 0                                     # epochs; 0 = about every 10%, at least 5
+    cache_gb: float | None = None                                 # node cache budget (runtime.cache_gb); None: what the disk spares
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class TrialRun:
 def load_data(config: TrialConfig, env: WorkerEnv) -> RealData:
     """The real train/test split a config names, from the root the spec gave for it on this node."""
     ds = config.dataset
-    return load_dataset(ds.loader, env.roots.get(ds.name), field=f"datasets.{ds.name}.root", **ds.options)
+    return load_dataset(ds.loader, env.roots.get(ds.name), field=f"datasets.{ds.name}.root",
+                        cache=NodeCache.default(env.cache_gb), **ds.options)
 
 
 def teacher_file(store: Store, key: str) -> Path:

@@ -218,7 +218,7 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     # Workers run in other directories (and on other nodes): give them an absolute location.
     env = {"store": store.loc.root if store.loc.is_local else store.uri,
            "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
-           "checkpoint_every": spec.runtime.checkpoint_every}
+           "checkpoint_every": spec.runtime.checkpoint_every, "cache_gb": spec.runtime.cache_gb}
     queue = ReadyQueue(todo, stored, expected_work)
     configs = {t.key: {**t.to_dict(), "gpu": gpus[t.key]} for t in todo}
     os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if verbose else "0"  # one line per failure instead (bar)

@@ -22,7 +22,7 @@ def run_full(run: TrialRun) -> Outcome:
     cfg: FullConfig = run.config  # type: ignore[assignment]
     if cfg.checkpoint is not None:
         net = load_teacher(cfg.checkpoint, cfg.arch, run.data).to(run.device)
-        sc = evaluate(net, run.data.test_x, run.data.test_y, run.device)
+        sc = evaluate(net, run.data.test, None, run.device, pixels=run.data.pixels)
         return Outcome(top1=sc.top1, top5=sc.top5, loss=sc.loss, epochs_run=0)
     recipe = cfg.recipe
     res = train_teacher(run.data, cfg.arch, recipe, cfg.seed, run.device,
@@ -53,6 +53,7 @@ def run_eval(run: TrialRun) -> Outcome:
     protocol = cfg.recipe
     extra: dict[str, object] = {}
     lr = None  # the protocol's
+    pixels = None  # a distilled set is normalized already
     if cfg.arm == "syn":
         ds = run.distilled_set()
         x, y = ds.images, ds.labels
@@ -64,9 +65,11 @@ def run_eval(run: TrialRun) -> Outcome:
             y = y.argmax(dim=1)  # a soft-label set evaluated under hard labels: its argmax classes
         extra = {"synth_s": ds.synth_seconds, "synth_device": ds.device}  # None for a user's files
     else:  # rdm: class-balanced random real subset drawn from the trial seed
-        x, y = rdm_arm(run.data, cfg.ipc, cfg.seed)
+        x, y = rdm_arm(run.data, cfg.ipc, cfg.seed)  # stored pixels of just those images
+        pixels = run.data.pixels
     val = validation_split(run.data, protocol.val_fraction, cfg.seed)[1] if isinstance(protocol.lr, tuple) else None
     res = train_student(x.to(run.device), y.to(run.device), run.data, cfg.arch, protocol, labels=cfg.labels,
                         aug=cfg.aug, seed=cfg.seed, teachers=run.teachers(), device=run.device, lr=lr,
-                        checkpointer=run.checkpointer(protocol.epochs), on_epoch=run.on_epoch, val=val)
+                        checkpointer=run.checkpointer(protocol.epochs), on_epoch=run.on_epoch, val=val,
+                        pixels=pixels)
     return Outcome.of_training(res, **extra)

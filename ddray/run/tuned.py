@@ -26,12 +26,12 @@ def validation_view(data: RealData, fraction: float, seed: int) -> RealData:
     """Train = the non-validation part of the real train split, test = its held-out validation part.
 
     Stratified and seeded (`holdout_split`): every arm of a cell validates on the same images, and
-    rdm subsets drawn from this view's train split never contain a validation image.
+    rdm subsets drawn from this view's train split never contain a validation image. Both are
+    views of the train split (no pixel is copied), normalized like the whole data.
     """
-    pool, val = holdout_split(data.train_y, fraction, seed)
-    return RealData(name=f"{data.name}[val]", train_x=data.train_x[pool], train_y=data.train_y[pool],
-                    test_x=data.train_x[val], test_y=data.train_y[val], classes=list(data.classes),
-                    mean=data.mean, std=data.std)
+    pool, val = holdout_split(data.train.labels, fraction, seed)
+    return RealData(name=f"{data.name}[val]", train=data.train.subset(pool), test=data.train.subset(val),
+                    classes=list(data.classes), pixel_spec=data.pixels, scale=data.scale)
 
 
 def run_search(run: TrialRun) -> Outcome:

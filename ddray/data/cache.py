@@ -1,0 +1,322 @@
+"""The node cache: one decoded copy of a split per node, memory-mapped by every trial on it.
+
+Layout: `$DDRAY_CACHE_DIR` (default `~/.cache/ddray/data`) holds one folder per entry, named by
+the hash of what the entry is (cache format version, loader, resolved root, options, split, and
+a fingerprint of its files: relative names, sizes, mtimes), with `x.npy` (the pixels, or any
+per-row array such as embeddings), `y.npy` (labels, when the rows have them) and `meta.json`
+(what it is, its layout, and `stats.json` beside it once normalization statistics are computed).
+
+Why memory-mapped files rather than Ray's object store: an entry survives the run, the driver
+and the Ray cluster (the next `ddray run` on the node starts warm); reads go through the page
+cache, which every process on the node shares (two trials reading one split hold one copy,
+and the kernel evicts it under pressure instead of failing); it has no object-store size limit
+or spilling, and it works without Ray (`ddray cache warm`, the GPU benchmark, tests).
+
+Concurrency: an entry is built in a temporary folder and renamed into place, so a reader sees
+a whole entry or none; an `fcntl.flock` on `<entry>.lock` makes a second process that needs the
+same entry wait for the first builder and then read it instead of decoding again. At open, the
+version, layout and file sizes are checked against the header: a truncated or foreign entry is
+rebuilt, never read as data. A split that does not fit (`budget_bytes`, `runtime.cache_gb` in a
+spec, or the disk's free space) is not cached: its readers stream from the source files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+ENV_DIR = "DDRAY_CACHE_DIR"
+DEFAULT_DIR = Path("~/.cache/ddray/data")
+DISK_RESERVE_FRACTION = 0.10  # never fill the disk past 90% ...
+DISK_RESERVE_MIN = 2 << 30  # ... and always leave 2 GiB free
+
+
+def cache_dir() -> Path:
+    """Where this node's cache lives: `$DDRAY_CACHE_DIR`, else `~/.cache/ddray/data`."""
+    return Path(os.environ.get(ENV_DIR) or DEFAULT_DIR).expanduser()
+
+
+def entry_id(parts: Any) -> str:
+    """The folder name of an entry: a hash of the JSON of what it is (format version included)."""
+    text = json.dumps([FORMAT_VERSION, parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def fingerprint(files: list[Path], root: Path | None) -> str:
+    """Relative names, sizes and mtimes of `files`: a changed, added or removed file changes it."""
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        name = os.path.relpath(f, root) if root is not None else str(f)
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The array an entry holds: `count` rows of `row` shape and `dtype`."""
+
+    count: int
+    row: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * int(np.prod(self.row, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    def json(self) -> dict[str, Any]:
+        return {"count": self.count, "row": list(self.row), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An opened, checked entry: `x` is a copy-on-write memory map (writes stay private).
+
+    `fresh`: this process just built it (else it was found, built earlier or by another process)."""
+
+    path: Path
+    x: np.ndarray
+    meta: dict[str, Any]
+    fresh: bool = False
+
+
+def read_rows(entry: Entry, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of an entry by plain file reads: unlike indexing `entry.x`, they do not
+    stay mapped into this process (its RSS), which suits one-off passes such as statistics."""
+    row = entry.x.shape[1:]
+    count = (stop - start) * int(np.prod(row, dtype=np.int64))
+    with open(entry.path / "x.npy", "rb") as f:
+        f.seek(entry.x.offset + start * (count // max(1, stop - start)) * entry.x.dtype.itemsize)
+        data = np.fromfile(f, dtype=entry.x.dtype, count=count)
+    return data.reshape(stop - start, *row)
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """One entry as `ddray cache ls` shows it."""
+
+    id: str
+    path: Path
+    bytes: int
+    meta: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """split, embeddings, statistics (a split too large to cache keeps only these), or unreadable."""
+        if not self.meta:
+            return "unreadable"
+        return self.meta.get("describe", {}).get("kind") or ("split" if self.meta.get("pixels") else "statistics")
+
+    @property
+    def what(self) -> str:
+        d = self.meta.get("describe", {})
+        return ", ".join(f"{k}={v}" for k, v in d.items() if k != "kind" and v not in (None, {}, ""))
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic: a reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class NodeCache:
+    """The cache folder of this node and how much it may hold (`budget_bytes`; None: what the disk spares)."""
+
+    root: Path
+    budget_bytes: int | None = None
+
+    @classmethod
+    def default(cls, cache_gb: float | None = None) -> NodeCache:
+        """`cache_dir()` with a budget in GB (`runtime.cache_gb`; 0 disables the cache)."""
+        return cls(cache_dir(), None if cache_gb is None else int(cache_gb * (1 << 30)))
+
+    @property
+    def enabled(self) -> bool:
+        return self.budget_bytes != 0
+
+    def path(self, eid: str) -> Path:
+        return self.root / eid
+
+    # ------------------------------------------------------------------ reading
+    def open(self, eid: str, layout: Layout, labels: np.ndarray | None = None) -> Entry | None:
+        """The complete entry `eid` with exactly this layout (and these labels), or None (absent,
+        partial or foreign: then a build replaces it)."""
+        path = self.path(eid)
+        meta = _read_json(path / "meta.json")
+        if meta is None or meta.get("version") != FORMAT_VERSION or not meta.get("pixels", True):
+            return None
+        if meta.get("layout") != layout.json():
+            return None
+        try:
+            x = np.load(path / "x.npy", mmap_mode="c", allow_pickle=False)
+        except (OSError, ValueError):  # missing, truncated (mmap longer than the file), not an .npy
+            return None
+        if x.shape != (layout.count, *layout.row) or str(x.dtype) != layout.dtype:
+            return None
+        if x.offset + layout.nbytes != os.path.getsize(path / "x.npy"):  # trailing bytes: not what we wrote
+            return None
+        if labels is not None:
+            try:
+                stored = np.load(path / "y.npy", allow_pickle=False)
+            except (OSError, ValueError):
+                return None
+            if not np.array_equal(stored, labels):
+                return None
+        return Entry(path, x, meta)
+
+    def stats(self, eid: str, scale: float) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """Normalization statistics stored for `eid` at `scale`, if any."""
+        data = _read_json(self.path(eid) / "stats.json") or {}
+        found = data.get(repr(float(scale)))
+        if not isinstance(found, dict):
+            return None
+        return tuple(found["mean"]), tuple(found["std"])
+
+    # ------------------------------------------------------------------ writing
+    @contextlib.contextmanager
+    def lock(self, eid: str) -> Iterator[None]:
+        """Exclusive per entry across processes: the second builder waits, then finds the entry built."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f"{eid}.lock", "a+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def room_for(self, nbytes: int) -> bool:
+        """Whether an entry of `nbytes` fits the budget and the disk's spare space."""
+        if not self.enabled:
+            return False
+        if self.budget_bytes is not None and self.used_bytes() + nbytes > self.budget_bytes:
+            return False
+        self.root.mkdir(parents=True, exist_ok=True)
+        disk = shutil.disk_usage(self.root)
+        reserve = max(DISK_RESERVE_MIN, int(disk.total * DISK_RESERVE_FRACTION))
+        return disk.free - reserve >= nbytes
+
+    def build(self, eid: str, layout: Layout, describe: dict[str, Any], fill: Callable[[np.ndarray], None],
+              labels: np.ndarray | None = None) -> Entry | None:
+        """The entry `eid`, built by `fill(x)` unless another process built it first; None when it does not fit.
+
+        `fill` writes every row of the memory-mapped `x`; an exception from it (an undecodable
+        image) leaves no entry behind and propagates.
+        """
+        if not self.enabled:
+            return None
+        with self.lock(eid):
+            entry = self.open(eid, layout, labels)
+            if entry is not None:
+                return entry
+            extra = 0 if labels is None else labels.nbytes
+            if not self.room_for(layout.nbytes + extra):
+                return None
+            tmp = Path(tempfile.mkdtemp(prefix=f".build-{eid}-", dir=self.root))
+            try:
+                tmp.chmod(0o755)  # mkdtemp makes it private; other users' trials on the node read it too
+                x = np.lib.format.open_memmap(tmp / "x.npy", mode="w+", dtype=np.dtype(layout.dtype),
+                                              shape=(layout.count, *layout.row))
+                t0 = time.perf_counter()
+                fill(x)
+                x.flush()
+                del x
+                if labels is not None:
+                    np.save(tmp / "y.npy", labels)
+                meta = {"version": FORMAT_VERSION, "pixels": True, "layout": layout.json(), "describe": describe,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "build_s": round(time.perf_counter() - t0, 3)}
+                _write_json(tmp / "meta.json", meta)
+                self._replace(eid, tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        built = self.open(eid, layout, labels)
+        return None if built is None else replace(built, fresh=True)
+
+    def _replace(self, eid: str, tmp: Path) -> None:
+        """Rename `tmp` into place; a stale entry there (partial, foreign, stats only) goes, its stats stay."""
+        final = self.path(eid)
+        if final.exists():
+            stats = final / "stats.json"
+            if stats.is_file() and not (tmp / "stats.json").exists():
+                shutil.copy2(stats, tmp / "stats.json")
+            trash = Path(tempfile.mkdtemp(prefix=f".old-{eid}-", dir=self.root))
+            os.rename(final, trash / "entry")
+            shutil.rmtree(trash, ignore_errors=True)
+        os.rename(tmp, final)
+
+    def save_stats(self, eid: str, scale: float, mean: tuple[float, ...], std: tuple[float, ...],
+                   describe: dict[str, Any]) -> None:
+        """Keep statistics beside the entry (creating a stats-only entry when the pixels were not cached)."""
+        if not self.enabled:
+            return
+        with self.lock(eid):
+            path = self.path(eid)
+            if not (path / "meta.json").is_file():
+                path.mkdir(parents=True, exist_ok=True)
+                _write_json(path / "meta.json", {"version": FORMAT_VERSION, "pixels": False, "describe": describe,
+                                                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            data = _read_json(path / "stats.json") or {}
+            data[repr(float(scale))] = {"mean": list(mean), "std": list(std)}
+            _write_json(path / "stats.json", data)
+
+    # ------------------------------------------------------------------ listing
+    def entries(self) -> list[EntryInfo]:
+        """Every entry folder with its meta (unreadable ones too: `rm` must be able to remove them)."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for p in sorted(self.root.iterdir()):
+            if p.is_dir() and not p.name.startswith("."):
+                out.append(EntryInfo(p.name, p, _dir_bytes(p), _read_json(p / "meta.json") or {}))
+        return out
+
+    def used_bytes(self) -> int:
+        return sum(e.bytes for e in self.entries())
+
+    def clear(self) -> int:
+        """Remove every entry, and what killed builders left behind (`.build-*` folders, lock files)."""
+        removed = sum(self.remove(e.id) for e in self.entries())
+        if self.root.is_dir():
+            for p in self.root.iterdir():
+                if p.is_dir() and p.name.startswith((".build-", ".old-")):
+                    shutil.rmtree(p, ignore_errors=True)
+                elif p.suffix == ".lock":
+                    p.unlink(missing_ok=True)
+        return removed
+
+    def remove(self, eid: str) -> bool:
+        """Delete one entry (processes that mapped it keep reading their mapping until they close it)."""
+        path = self.path(eid)
+        if not path.is_dir():
+            return False
+        with self.lock(eid):
+            shutil.rmtree(path, ignore_errors=True)
+        (self.root / f"{eid}.lock").unlink(missing_ok=True)
+        return True
