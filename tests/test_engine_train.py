@@ -167,7 +167,7 @@ def test_hybrid_fixed_soft_and_mse_gt_labels_train(digits, teacher):
                       teachers=[teacher.model, other], device=CPU)
     assert r.status == "ok" and 0 <= r.top1 <= 1
     with torch.no_grad():
-        logits = teacher.model(x)
+        logits = teacher.model(digits.pixels(x))  # rdm_arm gives stored pixels
     r = train_student(x, logits, digits, SMALL, p, labels="soft", aug=True, seed=0, device=CPU)
     assert r.status == "ok"
     r = train_student(x, y, digits, SMALL, p.model_copy(update={"loss": "mse_gt"}), labels="soft", aug=True,
@@ -179,6 +179,7 @@ def test_hybrid_fixed_soft_and_mse_gt_labels_train(digits, teacher):
 
 def test_bad_training_set_is_rejected(digits):
     x, y = rdm_arm(digits, 1, seed=0)
+    x = digits.pixels(x)  # a normalized set, as a method hands one over
     p = resolve_protocol("classic", {"epochs": 1})
     with pytest.raises(InputError, match="training set"):
         train_student(x.clone().fill_(float("nan")), y, digits, SMALL, p, labels="hard", aug=False, seed=0,
