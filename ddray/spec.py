@@ -44,7 +44,7 @@ class _Strict(PlainNumbers):
 class DatasetSpec(_Strict):
     """One real dataset (the train/test split methods were distilled from)."""
 
-    loader: str | None = Field(None, description="registry loader (digits, fashion-mnist, cifar10, cifar100, imagefolder, tensors); default: the dataset's key")
+    loader: str | None = Field(None, description="registry loader (`ddray datasets` lists them: digits, fashion-mnist, cifar10, imagenet1k, imagenette, imagefolder, ...); default: the dataset's key")
     root: str | None = Field(None, description="local folder or file with the data; default: the loader's standard location")
     options: dict[str, Any] = Field(default_factory=dict, description="loader options that change the data, e.g. image_size for imagefolder")
 

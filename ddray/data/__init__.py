@@ -7,7 +7,7 @@ its device (`PixelSpec`); whole splits are decoded once per node into the node c
 
 from __future__ import annotations
 
-from . import cifar, digits, idx, imagefolder, tensors  # noqa: F401  (register the loaders)
+from . import cifar, digits, idx, imagefolder, imagenet, tensors  # noqa: F401  (register the loaders)
 from .cache import NodeCache
 from .pixels import PixelSpec
 from .registry import (

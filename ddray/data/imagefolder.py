@@ -51,7 +51,7 @@ class ImageFolder(DatasetLoader):
             raise self.error(f"{root / 'train'}: class folder(s) without images: {', '.join(empty[:5])}")
         return classes, files
 
-    def _eval(self, root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    def _eval(self, root: Path, classes: list[str], **options: Any) -> tuple[list[Path], list[int]]:
         split = next((root / s for s in EVAL_SPLITS if (root / s).is_dir()), None)
         if split is None:
             raise self.missing(root, ["val/ (or test/)"])
@@ -59,6 +59,8 @@ class ImageFolder(DatasetLoader):
         if (split / TINY_ANNOTATIONS).is_file():
             return self._tiny_val(split, index)
         folders = sorted(p.name for p in split.iterdir() if p.is_dir())
+        if not folders:
+            return self._flat_eval(split, index, **options)
         stray = [c for c in folders if c not in index]
         if stray:
             raise self.error(f"{split}: class folder(s) not in train/: {', '.join(stray[:5])}")
@@ -70,6 +72,10 @@ class ImageFolder(DatasetLoader):
         if not paths:
             raise self.error(f"{split} holds no images in class folders {self.expected_text()}")
         return paths, labels
+
+    def _flat_eval(self, split: Path, index: dict[str, int], **options: Any) -> tuple[list[Path], list[int]]:
+        """Images directly in the eval folder, without class folders: a subclass may know their labels."""
+        raise self.error(f"{split} holds no class folders {self.expected_text()}")
 
     def _tiny_val(self, split: Path, index: dict[str, int]) -> tuple[list[Path], list[int]]:
         paths, labels = [], []
@@ -141,7 +147,7 @@ class ImageFolder(DatasetLoader):
         classes, per_class = self._train(root)
         tr_paths = [p for files in per_class for p in files]
         tr_y = np.repeat(np.arange(len(classes)), [len(f) for f in per_class])
-        te_paths, te_y = self._eval(root, classes)
+        te_paths, te_y = self._eval(root, classes, **options)
         size = self._size(image_size, tr_paths[0])
         spec = PixelSpec(self.mean, self.std) if self.mean is not None and self.std is not None else None
         return RealData(self.name, self._split("train", tr_paths, tr_y, size, image_size, **options),

@@ -124,10 +124,15 @@ def _full_lookup(df: pd.DataFrame, base: pd.DataFrame) -> tuple[np.ndarray, np.n
     borrow = ~present & c["acc"].notna().to_numpy()
     value = np.where(borrow, c["acc"].to_numpy(float), value)
     warnings = []
-    for (_, d, a_), row in pooled.loc[pooled.index.isin(c.index[borrow])].iterrows():  # one per (variant, dataset, arch)
-        source = ("the pretrained checkpoint evaluated on the test split (full.from_teacher)" if row["pretrained"] else
-                  "seeds without their own full-data arm use the mean of seed(s) " + ", ".join(str(s) for s in row["seeds"]))
-        warnings.append(f"Acc(full, hard) for {d}/{a_}: {source}")
+    lent = set(c.index[borrow])
+    for idx, row in pooled.loc[pooled.index.isin(c.index)].iterrows():  # one per (variant, dataset, arch)
+        if row["pretrained"]:  # where the number came from, whether or not it was lent to other seeds
+            source = "the pretrained checkpoint evaluated on the test split (full.from_teacher)"
+        elif idx in lent:
+            source = "seeds without their own full-data arm use the mean of seed(s) " + ", ".join(str(s) for s in row["seeds"])
+        else:
+            continue
+        warnings.append(f"Acc(full, hard) for {idx[1]}/{idx[2]}: {source}")
     return value, _state(value, div, present | borrow), warnings
 
 
