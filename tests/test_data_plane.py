@@ -74,15 +74,15 @@ def watch(split: Split, refuse: bool = False) -> Watched:
     return split.pixels.source
 
 
-def files_spec(root: Path, sets: Path, **options) -> dict:
-    return {"name": "inet-shaped", "datasets": {"imagefolder": {"root": str(root), "options": options}},
+def files_spec(root: Path, sets: Path, loader: str = "imagefolder", **options) -> dict:
+    return {"name": "inet-shaped", "datasets": {loader: {"root": str(root), "options": options}},
             "methods": {"mine": {"files": str(sets / "{dataset}" / "ipc{ipc}")}}, "ipc": [1],
             "archs": ["convnet-d1-w16"], "seeds": [0], "protocol": "ddranking-hard",
             "overrides": {"epochs": 2, "batch_size": 8}, "resources": {"default": {"cpu": 1}}}
 
 
 def write_set(data, sets: Path, ipc: int = 1) -> None:
-    folder = sets / "imagefolder" / f"ipc{ipc}"
+    folder = sets / data.name / f"ipc{ipc}"
     folder.mkdir(parents=True)
     idx = random_subset(data.train.labels, data.num_classes, ipc, 99)
     torch.save(data.train_images(idx), folder / "images.pt")
@@ -97,26 +97,22 @@ def run_trial(trial, data, tmp_path, monkeypatch):
 
 
 def test_syn_reads_no_train_pixels_and_rdm_only_its_images(tmp_path, monkeypatch):
-    """With fixed normalization constants (ImageNet-style loaders), on a node that has decoded nothing."""
-    from ddray.data.imagefolder import ImageFolder
-
-    monkeypatch.setattr(ImageFolder, "mean", (0.485, 0.456, 0.406))
-    monkeypatch.setattr(ImageFolder, "std", (0.229, 0.224, 0.225))
+    """The ImageNet loader (fixed normalization constants), on a node that has decoded nothing."""
     root = imagenet_shaped(tmp_path / "inet")
     cache = NodeCache(tmp_path / "cache")
-    write_set(load_dataset("imagefolder", root, cache=cache, image_size=16), tmp_path / "sets")
-    plan = planned(files_spec(root, tmp_path / "sets", image_size=16))
+    write_set(load_dataset("imagenet1k", root, cache=cache, image_size=16), tmp_path / "sets")
+    plan = planned(files_spec(root, tmp_path / "sets", "imagenet1k", image_size=16))
     syn = next(t for t in plan.stage("eval") if t.config.arm == "syn")
     rdm = next(t for t in plan.stage("eval") if t.config.arm == "rdm")
 
     clear_cache()  # a new trial process on the node
-    data = load_dataset("imagefolder", root, cache=cache, image_size=16)
+    data = load_dataset("imagenet1k", root, cache=cache, image_size=16)
     watch(data.train, refuse=True)
     row = run_trial(syn, data, tmp_path, monkeypatch)
     assert row.status == "ok" and 0 <= row.top1 <= 1
 
     clear_cache()
-    data = load_dataset("imagefolder", root, cache=cache, image_size=16)
+    data = load_dataset("imagenet1k", root, cache=cache, image_size=16)
     seen = watch(data.train)
     row = run_trial(rdm, data, tmp_path, monkeypatch)
     chosen = random_subset(data.train.labels, data.num_classes, 1, rdm.config.seed)
