@@ -167,6 +167,7 @@ TRIAL = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # two real trial processes on one node
 def test_two_trials_on_a_node_share_one_decoded_copy(tmp_path):
     root = imagenet_shaped(tmp_path / "inet", train=4, val=8)
     cache = NodeCache(tmp_path / "cache")
