@@ -238,3 +238,12 @@ def test_empty_rows_give_an_empty_report():
     rows = synthetic_rows().iloc[:0]
     rep = build_report(rows, n_boot=N_BOOT)
     assert rep.scores.empty and rep.rankings.empty and rep.accuracy.empty
+
+
+def test_a_fact_two_tracks_share_is_said_once():
+    """Both tracks borrow seed 0's full-data arm: the report says so in one line, not one per track."""
+    rows = synthetic_rows(tracks=("fixed", "tuned"), ipcs=(10,), datasets=("cifar10",))
+    rows = rows[(rows["stage"] != "full") | (rows["seed"] == 0)]
+    warnings = build_report(rows, n_boot=N_BOOT).warnings
+    assert [w for w in warnings if "Acc(full, hard)" in w] == [
+        "Acc(full, hard) for cifar10/convnet-d3: seeds without their own full-data arm use the mean of seed(s) 0"]

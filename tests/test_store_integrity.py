@@ -186,6 +186,7 @@ def test_rows_of_two_recipes_in_one_store_are_reported_apart_never_averaged(temp
     assert dict(rdm) == {"fixed:epochs=3": rdm_of(str(template)), "fixed:epochs=2": rdm_of(str(tmp_path / "other"))}
     assert any("reported apart" in w for w in mixed.warnings)
     assert set(mixed.scores["track"]) == {"fixed:epochs=3", "fixed:epochs=2"}
+    assert len(mixed.warnings) == len(set(mixed.warnings))  # what both tracks share is said once
 
 
 def test_status_and_report_work_without_spec_yaml(template, tmp_path):

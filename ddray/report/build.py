@@ -101,7 +101,7 @@ def build_report(
         kendall=tau,
         tuning=tuning_table(scores),
         synth=synth,
-        warnings=tuple(warnings),
+        warnings=tuple(dict.fromkeys(warnings)),  # one line per fact, however many tracks share it
         newest_finished_at=_newest(rows),
     )
 
