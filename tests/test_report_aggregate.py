@@ -241,9 +241,15 @@ def test_empty_rows_give_an_empty_report():
 
 
 def test_a_fact_two_tracks_share_is_said_once():
-    """Both tracks borrow seed 0's full-data arm: the report says so in one line, not one per track."""
-    rows = synthetic_rows(tracks=("fixed", "tuned"), ipcs=(10,), datasets=("cifar10",))
-    rows = rows[(rows["stage"] != "full") | (rows["seed"] == 0)]
-    warnings = build_report(rows, n_boot=N_BOOT).warnings
-    assert [w for w in warnings if "Acc(full, hard)" in w] == [
+    """Two recipes in one store (tracks fixed:epochs=…) borrow seed 0's full-data arm: the report
+    says so in one line, not once per track."""
+    rows = synthetic_rows(ipcs=(10,), datasets=("cifar10",))
+    rows = rows[(rows["stage"] != "full") | (rows["seed"] == 0)].copy()
+    is_eval = rows["stage"] == "eval"
+    rows.loc[is_eval, "config_json"] = '{"protocol": {"epochs": 1}}'
+    other = rows[is_eval].assign(key=rows.loc[is_eval, "key"].str[::-1], config_json='{"protocol": {"epochs": 2}}',
+                                 protocol_json=rows.loc[is_eval, "protocol_json"] + " ")  # another resolved protocol
+    report = build_report(pd.concat([rows, other], ignore_index=True), n_boot=N_BOOT)
+    assert len(set(report.scores["track"])) == 2
+    assert [w for w in report.warnings if "Acc(full, hard)" in w] == [
         "Acc(full, hard) for cifar10/convnet-d3: seeds without their own full-data arm use the mean of seed(s) 0"]
