@@ -101,3 +101,15 @@ def test_spec_plan_and_report_never_import_the_runner():
 def test_modules_stay_under_500_lines():
     long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
     assert not long, long
+
+
+MAX_FUNCTION_LINES = 60
+CORE = ("engine/train.py", "plan.py", "run/execute.py", "report/aggregate.py")  # the code every trial and report runs
+
+
+def test_core_functions_stay_under_60_lines():
+    long = {f"{rel}:{node.name}": node.end_lineno - node.lineno + 1
+            for rel in CORE for node in ast.walk(ast.parse((PACKAGE / rel).read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES}
+    assert not long, long
