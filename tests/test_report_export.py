@@ -120,14 +120,29 @@ def test_cli_exports_the_committed_fashion_mnist_store(fmt):
     result = CliRunner().invoke(app, ["report", str(COMMITTED), "--format", fmt])
     assert result.exit_code == 0, result.output
     rep = build_report(Store(str(COMMITTED)).read_rows(), n_boot=1)
-    fixed = rep.scores[rep.scores["track"] == "fixed"]
+    fixed = rep.scores[rep.scores["track"].str.startswith("fixed")]  # the hard- and the soft-label study
     if fmt == "leaderboard":
         got = parse_csv(result.output.strip() + "\n")
-        assert len(got) == len(fixed) > 0
-        want = {(s.method, int(s.ipc)): f"{100 * s.hlr:.2f}" for s in fixed.itertuples()}
-        assert {(r["method"], int(r["ipc"])): r["hlr"] for r in got} == want
+        assert len(got) == len(fixed) > 0 and {r["label_type"] for r in got} == {"hard", "soft"}
+        want = {(s.method, int(s.ipc), s.label_setting): f"{100 * s.hlr:.2f}" for s in fixed.itertuples()}
+        assert {(r["method"], int(r["ipc"]), r["label_type"]): r["hlr"] for r in got} == want
         assert {r["dataset"] for r in got} == {"fashion-mnist"} and all(re.fullmatch(r"\d{4}-\d\d-\d\d", r["date"]) for r in got)
     else:
-        tables = latex_tables(result.output)
-        assert len(tables) == 1 and tables[0]["header"][:4] == ["dataset", "arch", "IPC", "method"]
-        assert {r[3] for r in tables[0]["rows"]} >= set(fixed["method"]) | {"rdm", "full"}
+        tables = latex_tables(result.output)  # one per recipe: never averaged into one table
+        assert len(tables) == fixed["track"].nunique() == 2
+        assert all(t["header"][:4] == ["dataset", "arch", "IPC", "method"] for t in tables)
+        assert {r[3] for t in tables for r in t["rows"]} >= set(fixed["method"]) | {"rdm", "full"}
+
+
+def test_one_label_type_under_two_recipes_names_the_recipe():
+    """Two hard-label recipes in one store are two leaderboard rows per method, each naming its recipe."""
+    from ddray.report.synthetic import synthetic_rows
+
+    rows = synthetic_rows(ipcs=(10,), datasets=("cifar10",), soft_methods=())
+    is_eval = rows["stage"] == "eval"
+    rows.loc[is_eval, "config_json"] = '{"protocol": {"epochs": 1}}'
+    other = rows[is_eval].assign(key=rows.loc[is_eval, "key"].str[::-1], config_json='{"protocol": {"epochs": 2}}',
+                                 protocol_json=rows.loc[is_eval, "protocol_json"] + " ")
+    got = parse_csv(render(pd.concat([rows, other], ignore_index=True), "leaderboard", n_boot=1))
+    assert {r["method"] for r in got if r["method"].startswith("dm")} == {"dm [epochs=1]", "dm [epochs=2]"}
+    assert {r["label_type"] for r in got} == {"hard"}

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ddray.report.build import Report
 from ddray.report.display import DisplayTable, accuracy_table, numeric_columns
+from ddray.report.variants import split_track
 
 LEADERBOARD_COLUMNS = ("method", "method_reference", "verified", "date", "dataset", "ipc", "label_type", "hlr", "ior")
 REFERENCES = {
@@ -32,24 +33,28 @@ def _pp(x: float) -> str:
 
 
 def leaderboard_csv(report: Report) -> str:
-    """DD-Ranking's leaderboard rows: one per (method, dataset, IPC) of the fixed track.
+    """DD-Ranking's leaderboard rows: one per (method, dataset, IPC, label type) of the fixed tracks.
 
-    Only the fixed track (the tuned one is a different protocol per method, never mixed into a
-    comparison); `verified` is false (ddray cannot vouch for a run) and `date` is the day the
-    newest trial finished. The leaderboard has no arch column, so when one (dataset, IPC) was
-    evaluated with several student archs the method reads 'name (arch)'.
+    Every fixed-protocol track is exported (a store holding a hard- and a soft-label study gives
+    both, told apart by `label_type`), never the tuned one (a different protocol per method).
+    `verified` is false (ddray cannot vouch for a run) and `date` is the day the newest trial
+    finished. The leaderboard has no arch or recipe column, so when one (dataset, IPC) was
+    evaluated with several student archs the method reads 'name (arch)', and when one label type
+    was measured under several recipes, 'name [recipe]'.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(LEADERBOARD_COLUMNS)
     if report.scores.empty:
         return out.getvalue()
-    s = report.scores[report.scores["track"] == report.tracks[0]]
-    s = s.sort_values(["dataset", "ipc", "method", "arch"])
-    several = s.groupby(["dataset", "ipc"])["arch"].transform("nunique") > 1
+    base, variant = split_track(report.scores["track"])
+    s = report.scores.assign(variant=variant)[base == "fixed"]
+    s = s.sort_values(["dataset", "ipc", "label_setting", "method", "arch", "variant"])
+    archs = s.groupby(["dataset", "ipc"])["arch"].transform("nunique") > 1
+    recipes = s.groupby(["dataset", "ipc", "label_setting"])["variant"].transform("nunique") > 1
     date = report.newest_finished_at.date().isoformat() if report.newest_finished_at is not None else ""
-    for (_, r), by_arch in zip(s.iterrows(), several):
-        name = f"{r['method']} ({r['arch']})" if by_arch else r["method"]
+    for (_, r), by_arch, by_recipe in zip(s.iterrows(), archs, recipes):
+        name = r["method"] + (f" ({r['arch']})" if by_arch else "") + (f" [{r['variant']}]" if by_recipe else "")
         writer.writerow([name, REFERENCES.get(r["method"], ""), "false", date, r["dataset"], int(r["ipc"]),
                          r["label_setting"], _pp(r["hlr"]), _pp(r["ior"])])
     return out.getvalue()

@@ -116,12 +116,16 @@ def plot_syn_vs_rdm(report: Report, out_dir: Path) -> list[Figure]:
         fig, ax = plt.subplots(figsize=(5, 5))
         for i, (method, ms) in enumerate(sub.groupby("method", sort=True)):
             ax.scatter(ms["acc_rdm"] * 100, ms["acc_syn"] * 100, color=f"C{i % 10}", label=method)
+            for x, y, ipc in zip(ms["acc_rdm"] * 100, ms["acc_syn"] * 100, ms["ipc"]):
+                ax.annotate(f"IPC {ipc:g}", (x, y), textcoords="offset points", xytext=(4, -9), fontsize=6,
+                            color=f"C{i % 10}")
         lo = float(min(sub["acc_rdm"].min(), sub["acc_syn"].min()) * 100)
         hi = float(max(sub["acc_rdm"].max(), sub["acc_syn"].max()) * 100)
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="syn = rdm")
         ax.set_xlabel("rdm accuracy %")
         ax.set_ylabel("syn accuracy %")
-        ax.set_title(f"{dataset}, track {track} (all IPC / arch)")
+        ax.set_title(f"{dataset}, track {track}\n(every IPC and arch; below the diagonal: worse than random)",
+                     fontsize=9)
         ax.legend(fontsize=7)
         paths.append(_save(fig, out_dir, "syn_vs_rdm", track=track, dataset=dataset))
     return paths

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 DDRAY=${DDRAY:-.venv/bin/ddray}
 STORE=docs/results/fashion-mnist
 
+rm -rf "$STORE/report"  # no figure of an earlier layout left behind
 "$DDRAY" report "$STORE" --out "$STORE/report" > /dev/null
 {
   cat docs/results/findings.md
