@@ -60,6 +60,8 @@ def test_crop_and_resize_are_options_and_checked(folder):
         load_dataset("imagenet1k", folder, resize=200)
     with pytest.raises(InputError, match="datasets.imagenet1k.image_size"):
         load_dataset("imagenet1k", folder, image_size="big")
+    with pytest.raises(InputError, match="datasets.imagenette.resize"):
+        dataset_meta("imagenette", folder, resize=100)  # what `ddray validate` reads
     meta = dataset_meta("imagenette", folder)
     assert meta.image_shape == (3, 224, 224) and meta.class_counts == [4, 4, 4] and meta.classes == WNIDS
 

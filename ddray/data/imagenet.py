@@ -31,6 +31,7 @@ import numpy as np
 
 from .imagefolder import EXTENSIONS, ImageFolder
 from .registry import register_dataset
+from .types import DatasetMeta, RealData
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -83,9 +84,13 @@ class ImageNet1k(ImageFolder):
 
         return decode
 
-    def load(self, root: Path | None, image_size: int | None = None, resize: Any = None, **options: Any):
+    def load(self, root: Path | None, image_size: int | None = None, resize: Any = None, **options: Any) -> RealData:
         self._shorter_side(resize, self._size(image_size, Path())[0])  # a bad option fails before any listing
         return super().load(root, image_size, resize=resize, **options)
+
+    def meta(self, root: Path | None, image_size: int | None = None, resize: Any = None, **options: Any) -> DatasetMeta:
+        self._shorter_side(resize, self._size(image_size, Path())[0])  # `ddray validate` checks the options too
+        return super().meta(root, image_size, **options)
 
     # --- the flat official val/ -------------------------------------------------------------
     def _flat_eval(self, split: Path, index: dict[str, int], **options: Any) -> tuple[list[Path], list[int]]:
