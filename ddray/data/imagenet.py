@@ -58,13 +58,15 @@ class ImageNet1k(ImageFolder):
             raise self.option_error("image_size", f"must be a positive integer (the crop side), got {image_size!r}")
         return size, size
 
-    def _shorter_side(self, resize: Any, crop: int) -> int:
+    def _geometry(self, image_size: Any, resize: Any) -> tuple[int, int]:
+        """(crop side, shorter side before the crop) from the options, checked."""
+        crop = self._size(image_size, Path())[0]
         if resize is None:
-            return round(crop / CROP_FRACTION)
+            return crop, round(crop / CROP_FRACTION)
         if isinstance(resize, bool) or not isinstance(resize, int) or resize < crop:
             raise self.option_error("resize", f"must be an integer >= image_size ({crop}), the shorter side "
                                               f"before the center crop; got {resize!r}")
-        return resize
+        return crop, resize
 
     def decoder(self, split: str, size: tuple[int, int], image_size: int | None, resize: Any = None,
                 **options: Any) -> Callable[[Path], np.ndarray]:
@@ -73,8 +75,7 @@ class ImageNet1k(ImageFolder):
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as tf
 
-        crop = size[0]
-        side = self._shorter_side(resize, crop)
+        crop, side = self._geometry(size[0], resize)
 
         def decode(path: Path) -> np.ndarray:
             with Image.open(path) as im:
@@ -85,11 +86,11 @@ class ImageNet1k(ImageFolder):
         return decode
 
     def load(self, root: Path | None, image_size: int | None = None, resize: Any = None, **options: Any) -> RealData:
-        self._shorter_side(resize, self._size(image_size, Path())[0])  # a bad option fails before any listing
+        self._geometry(image_size, resize)  # a bad option fails before any listing
         return super().load(root, image_size, resize=resize, **options)
 
     def meta(self, root: Path | None, image_size: int | None = None, resize: Any = None, **options: Any) -> DatasetMeta:
-        self._shorter_side(resize, self._size(image_size, Path())[0])  # `ddray validate` checks the options too
+        self._geometry(image_size, resize)  # `ddray validate` checks the options too
         return super().meta(root, image_size, **options)
 
     # --- the flat official val/ -------------------------------------------------------------
