@@ -248,8 +248,8 @@ def _print_cells(cells, format: str) -> None:
 @app.command()
 @user_errors
 def report(store: Annotated[str, typer.Argument(help="store URI")],
-           format: Annotated[str, typer.Option("--format", help="table | md | csv | json | html | leaderboard (DD-Ranking's leaderboard CSV) | latex (booktabs unified table)")] = "table",
-           out_dir: Annotated[Optional[Path], typer.Option("--out", help="write every format, PNG plots and report.html here")] = None,
+           format: Annotated[str, typer.Option("--format", help="table | md | csv | json | html | leaderboard (DD-Ranking's leaderboard CSV) | latex (booktabs tables: robust scores with ranks, accuracy)")] = "table",
+           out_dir: Annotated[Optional[Path], typer.Option("--out", help="write every format here: report.txt/.md/.json/.tex, one CSV per table, leaderboard.csv, PNG plots and report.html")] = None,
            lam: Annotated[Optional[float], typer.Option("--lambda", help="λ of LRS (default: the spec's, 0.5)")] = None,
            gamma: Annotated[Optional[float], typer.Option("--gamma", help="γ of ARS (default: the spec's, 0.5)")] = None,
            compat: Annotated[Optional[str], typer.Option(help="none | ddranking-0.2 (the official package's percent formula)")] = None) -> None:

@@ -194,14 +194,14 @@ def test_ties_share_the_best_rank_and_unscored_cells_say_why(page):
 
 
 @needs_browser
-def test_clicking_a_header_sorts_blanks_last(page):
+def test_clicking_a_header_sorts_best_first_then_back_blanks_last(page):
     set_weights(page, 0.5, 0.5)
     click = "(() => {const th = [...document.querySelectorAll('#live thead th')].find(t => t.textContent === 'LRS'); th.click();})()"
     values = "[...document.querySelectorAll('#live tbody tr')].map(tr => tr.querySelector('[data-col=lrs]').dataset.v)"
+    page.evaluate(click)  # a score column: best (highest) first on the first click
+    down = page.evaluate(values)
     page.evaluate(click)
     up = page.evaluate(values)
-    page.evaluate(click)
-    down = page.evaluate(values)
     filled = [float(v) for v in up if v]
     assert filled == sorted(filled) and all(not v for v in up[len(filled):])
     assert [float(v) for v in down if v] == sorted(filled, reverse=True) and all(not v for v in down[len(filled):])

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from ddray.cli import app
 from ddray.report import build_report, render
-from ddray.report.export import LEADERBOARD_COLUMNS, latex_escape
+from ddray.report.export import LEADERBOARD_COLUMNS
+from ddray.report.latex import latex_escape
 from ddray.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,14 +84,14 @@ def latex_tables(text: str) -> list[dict]:
 
 def test_latex_is_a_booktabs_table_per_track_with_mean_pm_std(report):
     text = render(report, "latex")
-    assert r"\usepackage{booktabs}" in text and text.count(r"\begin{table}") == text.count(r"\end{table}") == 2
+    assert r"\usepackage{booktabs}" in text and text.count(r"\begin{table}") == text.count(r"\end{table}") == 4
     assert r"\label{tab:ddray-accuracy-fixed}" in text and r"\label{tab:ddray-accuracy-tuned}" in text
-    tables = latex_tables(text)
+    tables = [t for t in latex_tables(text) if "LRS" not in t["header"]]  # the robust-scores tables come first
     assert len(tables) == 2
     fixed = tables[0]
     assert fixed["header"][:4] == ["dataset", "arch", "IPC", "method"] and fixed["spec"][:4] == "llll"
     assert set(fixed["spec"][4:]) == {"r"}
-    # Keys print once per block: fill them down to read the table back.
+    assert all(all(row[:3]) for row in fixed["rows"])  # every row names its dataset, arch and IPC
     last: list[str] = [""] * 3
     parsed = {}
     for row in fixed["rows"]:
@@ -128,7 +129,7 @@ def test_cli_exports_the_committed_fashion_mnist_store(fmt):
         assert {(r["method"], int(r["ipc"]), r["label_type"]): r["hlr"] for r in got} == want
         assert {r["dataset"] for r in got} == {"fashion-mnist"} and all(re.fullmatch(r"\d{4}-\d\d-\d\d", r["date"]) for r in got)
     else:
-        tables = latex_tables(result.output)  # one per recipe: never averaged into one table
+        tables = [t for t in latex_tables(result.output) if "LRS" not in t["header"]]  # accuracy: one per recipe
         assert len(tables) == fixed["track"].nunique() == 2
         assert all(t["header"][:4] == ["dataset", "arch", "IPC", "method"] for t in tables)
         assert {r[3] for t in tables for r in t["rows"]} >= set(fixed["method"]) | {"rdm", "full"}

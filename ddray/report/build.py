@@ -60,6 +60,16 @@ class Report:
         }
         return out if self.coverage is None else {**out, "coverage": self.coverage}
 
+    def score_cells(self) -> pd.DataFrame:
+        """`scores` in the order every per-cell export and the page use (track, dataset, IPC, arch,
+        method), with the cell's ranks and its planned seeds (`planned`, NaN when unknown)."""
+        if self.scores.empty:
+            return self.scores.assign(rank_lrs=[], rank_ars=[], planned=[])
+        s = self.scores.assign(planned=self.planned_seeds())
+        keys = ["track", "method", "dataset", "ipc", "arch"]
+        s = s.merge(self.rankings[keys + ["rank_lrs", "rank_ars", "rank_acc"]], on=keys, how="left")
+        return s.sort_values(["track", "dataset", "ipc", "arch", "method"]).reset_index(drop=True)
+
     def planned_seeds(self) -> pd.Series:
         """Seeds planned per scores row (aligned with `scores`); NaN where no plan is known."""
         if self.coverage is None or self.scores.empty:
