@@ -257,8 +257,8 @@ def report(store: Annotated[str, typer.Argument(help="store URI")],
     from ddray.reporting import report_store
 
     text = report_store(store, fmt=format, out_dir=out_dir, lam=lam, gamma=gamma, compat=compat)
-    if text:
-        print(text)
+    if text:  # `> file` gives the very bytes the page's download buttons give: no extra blank line
+        print(text, end="" if text.endswith("\n") else "\n")
 
 
 @app.command()

@@ -147,3 +147,35 @@ def test_one_label_type_under_two_recipes_names_the_recipe():
     got = parse_csv(render(pd.concat([rows, other], ignore_index=True), "leaderboard", n_boot=1))
     assert {r["method"] for r in got if r["method"].startswith("dm")} == {"dm [epochs=1]", "dm [epochs=2]"}
     assert {r["label_type"] for r in got} == {"hard"}
+
+
+def _tex_missing() -> str | None:
+    """Why LaTeX cannot be compiled here, or None (pdflatex and booktabs.sty both installed)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        return "no pdflatex (apt-get install texlive-latex-base texlive-latex-recommended)"
+    found = subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True, text=True).stdout.strip()
+    return None if found else "no booktabs.sty (apt-get install texlive-latex-recommended)"
+
+
+@pytest.mark.skipif(_tex_missing() is not None, reason=str(_tex_missing()))
+@pytest.mark.parametrize("lam", [0.5, 0.3])
+def test_latex_tables_compile_with_pdflatex_and_booktabs(rows, tmp_path, lam):
+    """The round trip a paper makes: every exported table (robust scores, accuracy) through pdflatex."""
+    import subprocess
+
+    tables = render(build_report(rows, lam=lam, n_boot=5), "latex")
+    committed = CliRunner().invoke(app, ["report", str(COMMITTED), "--format", "latex", "--lambda", str(lam)]).output
+    for name, text in (("synthetic", tables), ("committed", committed)):
+        doc = tmp_path / f"{name}.tex"
+        doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+                       "\\begin{document}\n" + text + "\\clearpage\n\\end{document}\n", encoding="utf-8")
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-2000:]
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 1000
+        assert "Undefined control sequence" not in run.stdout and "Missing $" not in run.stdout
+    assert r"\textbf{" in tables and latex_escape(ODD) in tables
+

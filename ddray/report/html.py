@@ -85,11 +85,16 @@ def _home(fig: Figure) -> str:
 FOLD = '<button class="fold js-only" type="button">show intervals</button>'
 
 
+def section_id(name: str) -> str:
+    """A section's HTML id: its table's name with anything outside [A-Za-z0-9_-] as '-' (CSS-safe)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
 def _section(t: DisplayTable, figs: Sequence[Figure], badge: str, labels: dict[str, str]) -> str:
     at_built = badge if t.name.startswith(AT_BUILT_WEIGHTS) else ""
     side = f'<div class="figs">{"".join(figure_html(f) for f in figs)}</div>' if figs else ""
     facets = _attrs({"track": t.track, "labels": labels.get(t.track or "")})
-    return (f'<section class="block filtered" id="{_esc(t.name)}"{facets}><h2>{_esc(t.title)}{at_built}'
+    return (f'<section class="block filtered" id="{section_id(t.name)}"{facets}><h2>{_esc(t.title)}{at_built}'
             f'{FOLD if t.detail else ""}</h2><div class="row"><div class="tablewrap">{table_html(t)}</div>{side}</div></section>\n')
 
 
