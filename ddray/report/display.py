@@ -160,6 +160,7 @@ def rankings_table(report: Report, track: str) -> DisplayTable:
                         f"seed bootstrap: {(1 - st.ci) / 2:.1%}–{(1 + st.ci) / 2:.1%} percentiles of the rank over "
                         "resamples of the seeds (coarse at few seeds: 10 distinct resamples for 3 seeds); over λ/γ: "
                         "min–max rank for weights in {0, .25, .5, .75, 1}.", track,
+                        detail=tuple(c for c in out.columns if " seed bootstrap" in c),
                         best={c: "low" for c in out.columns if c.endswith(" rank")})
 
 

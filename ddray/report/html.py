@@ -167,15 +167,9 @@ def _mentions(text: str, values: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
-def _header(header: Sequence[str], values: dict[str, list[str]], cov: pd.DataFrame | None) -> str:
-    from ddray.report.coverage import incomplete_summary
-
-    lines = list(header)
-    summary = incomplete_summary(cov) if cov is not None and len(cov) else ""
-    if summary:
-        lines.insert(0, f"warning: {summary} (see the coverage grid)")
+def _header(header: Sequence[str], values: dict[str, list[str]]) -> str:
     items = "".join(f'<li class="{"warn" if h.startswith("warning") else ""}"{_attrs(_mentions(h, values))}>{_esc(h)}</li>'
-                    for h in lines)
+                    for h in header)
     return f'<header><h1>ddray benchmark report</h1><ul class="meta">{items}</ul></header>\n'
 
 
@@ -203,7 +197,7 @@ def html_page(header: Sequence[str], tables: Sequence[DisplayTable], figures: Se
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><title>ddray benchmark report</title>',
         f"<style>{files('ddray.report').joinpath('report.css').read_text(encoding='utf-8')}</style></head><body>\n",
-        _header(header, values, coverage), _noscript(data), _controls(tables, data, coverage), coverage_html(coverage),
+        _header(header, values), _noscript(data), _controls(tables, data, coverage), coverage_html(coverage),
         *blocks, glossary_html(sorted({t.track for t in tables if t.track})), _leaderboard(data),
     ]
     parts += [_section(t, [f for f in figures if _home(f) == t.name], badge, labels) for t in tables]

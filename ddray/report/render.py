@@ -20,6 +20,7 @@ from rich.table import Table
 from ddray.errors import InputError
 from ddray.markdown import markdown_table
 from ddray.report.build import Report, build_report
+from ddray.report.coverage import incomplete_summary
 from ddray.report.display import DisplayTable, display_tables
 from ddray.report.explore import explore_data
 from ddray.report.export import leaderboard_csv
@@ -46,6 +47,10 @@ def _header(report: Report) -> list[str]:
     if st.compat:
         lines.append(f"compat {st.compat}: percentages fed into the exponentials, as the package does; "
                      "scores are its raw numbers (≈ −0.1565 whenever e^α underflows), not comparable to ddray's.")
+    cov = report.coverage
+    missing = incomplete_summary(cov) if cov is not None and len(cov) else ""
+    if missing:  # what the tables below cannot show: cells planned but not (fully) stored
+        lines.append(f"warning: {missing} (each cell: the coverage grid in report.html, coverage.csv)")
     return lines + [f"warning: {w}" for w in report.warnings]
 
 
