@@ -7,6 +7,7 @@ and a new block (e.g. provenance) is one more function that the page lists.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 
 import pandas as pd
@@ -27,7 +28,7 @@ GLOSSARY = {
     "t": "Student t-interval of the mean over seeds (n/a below 2 seeds)",
     "seed bootstrap": "percentile interval over resamples of the seeds: their spread, not a confidence interval at 3 seeds",
     "rank": "1 = best within its dataset, IPC and arch; ties share the best rank",
-    "over λ": "min–max rank when λ (or γ) takes 0, .25, .5, .75, 1",
+    "over": "over λ, over γ: min–max rank when λ (or γ) takes 0, .25, .5, .75, 1",
     "Acc": "top-1 test accuracy of a student trained on the set, % (mean ± std over seeds)",
     "aug on": "student trained with the protocol's augmentation; aug off: without",
     "rdm": "class-balanced random subset of the real train split, same IPC: the baseline every method must beat",
@@ -40,11 +41,13 @@ GLOSSARY = {
 
 
 def column_tip(column: str) -> str:
-    """The glossary entry a column header points to ('' when none fits)."""
-    for term, text in GLOSSARY.items():
-        if term in column.split(" ") or column.startswith(term):
-            return f"{term}: {text}"
-    return ""
+    """The glossary entry a column header points to: the longest term it contains as words ('' if none)."""
+    col = column.lower()
+    edge = {True: r"(?<!\w)", False: ""}  # word boundaries only around word characters: '(mean acc)'
+    hits = [t for t in GLOSSARY
+            if re.search(edge[t[0].isalnum()] + re.escape(t.lower()) + edge[t[-1].isalnum()].replace("<", ""), col)]
+    term = max(hits, key=len, default="")
+    return f"{term}: {GLOSSARY[term]}" if term else ""
 
 
 def glossary_html(tracks: Iterable[str]) -> str:
