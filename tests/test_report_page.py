@@ -88,6 +88,12 @@ def test_a_track_filter_hides_the_other_tracks_static_sections(page, clear):
     assert page.evaluate("[...document.querySelectorAll('header li')].every(li => !li.hidden)")
 
 
+def test_a_label_filter_hides_the_other_label_studys_sections(page, clear):
+    choose(page, "labels", "hard")
+    shown = dict(page.evaluate(VISIBLE_SECTIONS))
+    assert SCORES_HARD in shown and not any(section_id(SOFT) in s for s in shown), shown
+
+
 def test_an_ipc_with_no_rows_empties_sections_and_says_so(page, clear):
     choose(page, "ipc", "50")
     shown = dict(page.evaluate(VISIBLE_SECTIONS))
