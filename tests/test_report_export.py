@@ -167,7 +167,7 @@ def test_latex_tables_compile_with_pdflatex_and_booktabs(rows, tmp_path, lam):
     import subprocess
 
     tables = render(build_report(rows, lam=lam, n_boot=5), "latex")
-    committed = CliRunner().invoke(app, ["report", str(COMMITTED), "--format", "latex", "--lambda", str(lam)]).output
+    committed = CliRunner().invoke(app, ["report", str(COMMITTED), "--format", "latex", "--lambda", str(lam)]).stdout
     for name, text in (("synthetic", tables), ("committed", committed)):
         doc = tmp_path / f"{name}.tex"
         doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
