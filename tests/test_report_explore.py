@@ -264,3 +264,18 @@ def test_a_page_with_nothing_scored_has_no_sliders_and_no_errors(browser, tmp_pa
     page = browser.open(tmp_path / "report.html")
     assert page.evaluate("[!!document.getElementById('lambda'), document.body.innerText.includes('no rows to report')]") == [False, True]
     assert page.errors() == []
+
+
+@needs_browser
+@pytest.mark.parametrize(("lam", "gam"), [(0.3, 0.6), (1.0, 0.0)])
+def test_downloads_equal_pythons_exports_with_odd_names_ties_and_na_cells(page, rows, lam, gam):
+    """The page's CSV and LaTeX at (λ, γ) are Python's, byte for byte, escaping and n/a included."""
+    from ddray.report import render
+    from ddray.report.latex import HEAD, latex_robust
+
+    set_weights(page, lam, gam)
+    latex, csv = page.evaluate("ddrayExportText('latex')"), page.evaluate("ddrayExportText('csv')")
+    rep = build_report(rows, lam=lam, gamma=gam, n_boot=1)
+    assert latex == HEAD + latex_robust(rep)
+    assert csv == render(rep, "leaderboard")
+    assert r"r\&d</script><b>" in latex and "n/a" in latex and '"r&d</script><b>""x"" (convnet-d3)"' in csv
