@@ -94,10 +94,15 @@ def run_trial(config: dict[str, Any]) -> None:
     if store.has_row(trial.stage, trial.key):  # a duplicate launch (e.g. after a lost driver)
         tune.report({"stored": 1, "top1": -1.0})
         return
-    with Leases(store, owner=config["owner"]).holding(trial.key) as held:
+    leases = Leases(store, owner=config["owner"])
+    with leases.holding(trial.key, config.get("takeover")) as held:
         if not held:  # another driver's worker trains it now: its driver waits for the row instead
             tune.report({"stored": 0, "elsewhere": 1, "top1": -1.0})
             return
+        if store.has_row(trial.stage, trial.key):  # stored by a holder that released between our check and claim
+            tune.report({"stored": 1, "top1": -1.0})
+            return
+        leases.training(trial.key)
         _train_and_store(trial, env, store)
 
 

@@ -176,12 +176,37 @@ def write_bytes(loc: Location, path: str, data: bytes, exclusive: bool = False) 
 
 
 def read_bytes(loc: Location, path: str) -> bytes | None:
-    """The file's content, or None when it cannot be read (absent)."""
+    """The file's content, or None when there is no file at `path`.
+
+    Only absence is None. Any other failure (permission denied, a dropped connection, a folder
+    where a file should be) raises: a transient error must not read as "absent", or a lease
+    would look free and a stored row missing.
+    """
     try:
         with loc.fs.open_input_stream(path) as f:
             return f.read()
-    except (FileNotFoundError, OSError):
+    except FileNotFoundError:
         return None
+    except OSError:
+        if _absent(loc, path):  # some object-store clients say "not found" as a plain OSError
+            return None
+        raise
+
+
+def _absent(loc: Location, path: str) -> bool:
+    try:
+        return loc.fs.get_file_info(path).type == pafs.FileType.NotFound
+    except OSError:
+        return False
+
+
+def read_failure(e: OSError) -> str:
+    """A read error in a few words for listings ("permission denied", "is a folder", ...)."""
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, IsADirectoryError):
+        return "is a folder, not a file"
+    return f"could not be read: {_first_line(e)}"
 
 
 def read_buffer(loc: Location, path: str) -> io.BytesIO:
@@ -201,18 +226,23 @@ def is_file(loc: Location, path: str) -> bool:
     return kind(loc, path) == pafs.FileType.File
 
 
-def listdir(loc: Location, path: str) -> list[pafs.FileInfo]:
-    """Direct children of a folder sorted by name, without in-flight temp files (missing folder = empty)."""
+def listdir(loc: Location, path: str, strict: bool = False) -> list[pafs.FileInfo]:
+    """Direct children of a folder sorted by name, without in-flight temp files (missing folder = empty).
+
+    With `strict`, a folder that cannot be listed raises instead of reading as empty.
+    """
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=False))
     except (FileNotFoundError, OSError):
+        if strict:
+            raise
         return []
     return sorted((i for i in infos if not i.base_name.startswith(TMP_PREFIX)), key=lambda i: i.base_name)
 
 
-def list_files(loc: Location, path: str, suffix: str = "") -> list[str]:
+def list_files(loc: Location, path: str, suffix: str = "", strict: bool = False) -> list[str]:
     """Base names of files directly under `path` ending in `suffix` (missing folder = empty)."""
-    return [i.base_name for i in listdir(loc, path) if i.type == pafs.FileType.File and i.base_name.endswith(suffix)]
+    return [i.base_name for i in listdir(loc, path, strict) if i.type == pafs.FileType.File and i.base_name.endswith(suffix)]
 
 
 def delete_dir(loc: Location, path: str) -> None:
