@@ -13,6 +13,8 @@ inside native code, deaf to Ctrl-C, so a typo in a bucket name would otherwise h
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
 import threading
@@ -141,22 +143,26 @@ def atomic_write_local(path: str | Path, data: bytes, exclusive: bool = False) -
     """
     path = str(path)
     parent = os.path.dirname(path) or "."
-    os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    if not exclusive:
-        os.replace(tmp, path)
-        return True
     try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
+        os.makedirs(parent, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+    except OSError as e:  # a full disk, a folder without permission: name the file, not its temp
+        raise type(e)(e.errno, e.strerror or str(e), path) from e
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):  # a failed write leaves no partial temp file behind
+            os.unlink(tmp)
 
 
 def write_bytes(loc: Location, path: str, data: bytes, exclusive: bool = False) -> bool:
@@ -200,12 +206,13 @@ def _absent(loc: Location, path: str) -> bool:
         return False
 
 
-def read_failure(e: OSError) -> str:
-    """A read error in a few words for listings ("permission denied", "is a folder", ...)."""
-    if isinstance(e, PermissionError):
+def read_failure(loc: Location, path: str, e: OSError) -> str:
+    """Why `path` could not be read, in a few words for listings ("permission denied", ...)."""
+    if isinstance(e, PermissionError) or e.errno == errno.EACCES or "Permission denied" in str(e):
         return "permission denied"
-    if isinstance(e, IsADirectoryError):
-        return "is a folder, not a file"
+    with contextlib.suppress(OSError):
+        if isinstance(e, IsADirectoryError) or kind(loc, path) == pafs.FileType.Directory:
+            return "is a folder, not a file"
     return f"could not be read: {_first_line(e)}"
 
 

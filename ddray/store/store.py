@@ -99,7 +99,7 @@ class Store:
             try:  # a folder under a row's name, or an unreadable file, is a bad row named as such
                 data = read_bytes(self.loc, self.path("rows", stage, name))
             except OSError as e:
-                return stage, name, None, read_failure(e)
+                return stage, name, None, read_failure(self.loc, self.path("rows", stage, name), e)
             if data is None:
                 return stage, name, None, "could not be read"
             return (stage, name, *verify_row(stage, name, data))
