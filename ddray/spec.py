@@ -282,6 +282,16 @@ class Spec(_Strict):
             raise ValueError(f"{len(v)} characters; at most {MAX_NAME}")
         return v
 
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str | None) -> str | None:
+        from ddray.store.fs import local_path_problem
+
+        problem = None if v is None else local_path_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @field_validator("datasets", "methods")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:

@@ -318,3 +318,13 @@ def test_method_names_are_plain_and_not_an_arms_name(tmp_path, name):
 ])
 def test_lr_must_be_positive(tmp_path, changes, where):
     assert where in _validate(tmp_path, _tiny_text(**changes))
+
+
+def test_a_store_path_that_cannot_be_a_folder_is_refused_at_validate(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for store, why in [(str(tmp_path / "afile"), "it is a file, not a folder"),
+                       (str(tmp_path / "afile" / "below"), "afile is a file"),
+                       (str(tmp_path / "a\x00b"), "control character(s) '\\x00'")]:
+        assert "store: " in (out := _validate(tmp_path, _tiny_text(store=store))) and why in out, out
+    plan = runner.invoke(app, ["plan", str(write_spec(tmp_path / "ok.yaml", TINY_SPEC)), "--store", str(tmp_path / "afile")])
+    assert plan.exit_code == 2 and "it is a file, not a folder" in plan.output and "Traceback" not in plan.output

@@ -243,7 +243,11 @@ def _slow_spec(tmp_path: Path, seconds: float, n_seeds: int = 3) -> dict:
     return spec
 
 
-def test_ctrl_c_exits_130_and_says_what_was_not_run(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["sigint", "sigterm"])
+def test_ctrl_c_exits_130_and_says_what_was_not_run(tmp_path, signum, code):
+    """SIGTERM (timeout, systemd, Kubernetes, Slurm) takes Ctrl-C's path: summary, leases released, 143."""
+    import json
+
     spec = _slow_spec(tmp_path, seconds=60)
     path, uri = write_spec(tmp_path / "s.yaml", spec), str(tmp_path / "store")
     env = clean_env()
@@ -253,13 +257,15 @@ def test_ctrl_c_exits_130_and_says_what_was_not_run(tmp_path):
     while time.time() < deadline and not (tmp_path / "calls" / "calls").exists():   # a synthesis is running
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signum)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
+    assert proc.returncode == code, out
     total = len(planned(spec).trials)
     m = re.search(r"interrupted: (\d+) of (\d+) stored, (\d+) not run; rerun to continue", " ".join(out.split()))
     assert m and int(m.group(2)) == total and int(m.group(1)) + int(m.group(3)) == total, out
     assert "Traceback" not in out
+    leases = [json.loads(p.read_text()) for p in (tmp_path / "store" / "leases").glob("*/*.json")]
+    assert leases and all(lease["released"] for lease in leases)   # the next driver need not wait for them
 
 
 # ----------------------------------------------------------------------------- 7. two drivers

@@ -70,6 +70,9 @@ def open_location(uri: str, fs: pafs.FileSystem | None = None, field: str = "sto
     """
     if fs is not None:
         return Location(fs, uri.rstrip("/") or uri, uri)
+    problem = local_path_problem(uri)
+    if problem:
+        raise InputError(problem, path=field)
     if "://" not in uri:
         return Location(pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve()), uri)
     scheme = uri.split("://", 1)[0].lower()
@@ -90,6 +93,30 @@ def open_location(uri: str, fs: pafs.FileSystem | None = None, field: str = "sto
                          path=field) from None
     except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
         raise InputError(f"cannot open {what}: {_first_line(e)}", path=field) from None
+
+
+def local_path_problem(uri: str) -> str | None:
+    """Why `uri` cannot be a folder (a NUL or control character, a file in its place or above it), or None.
+
+    Checked when a store or folder is named (`ddray validate` too), not at the first write deep
+    in a worker, where it read as `[Errno 17] File exists` or a ValueError traceback.
+    """
+    if not uri.strip():
+        return "is empty"
+    bad = sorted({repr(c) for c in uri if ord(c) < 32 or c == "\x7f"})
+    if bad:
+        return f"{uri!r} contains the control character(s) {', '.join(bad)}"
+    if "://" in uri and not uri.lower().startswith("file://"):
+        return None
+    path = Path(uri[len("file://"):] if uri.lower().startswith("file://") else uri).expanduser()
+    for p in (path, *path.parents):
+        try:
+            if p.exists() and not p.is_dir():
+                where = f"{p} is a file" if p != path else "it is a file, not a folder"
+                return f"'{uri}' is not writable as a folder: {where}"
+        except OSError as e:  # e.g. a name too long
+            return f"'{uri}': {e.strerror or e}"
+    return None
 
 
 def store_timeout() -> float:

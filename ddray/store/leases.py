@@ -182,6 +182,18 @@ class Leases:
         if lease is not None:
             write_bytes(self.store.loc, self._path(key, lease.gen), _dump(Lease(**{**asdict(lease), "released": True})))
 
+    def release_owned(self, keys: Iterable[str]) -> None:
+        """Mark released every live lease of this owner among `keys`: after an interrupt, the driver
+        frees what its stopped workers held (a worker killed mid-trial never reaches its `release`)."""
+        for key in keys:
+            try:
+                lease = self.current(key)
+                if lease is not None and lease.owner == self.owner and not lease.released:
+                    write_bytes(self.store.loc, self._path(key, lease.gen),
+                                _dump(Lease(**{**asdict(lease), "released": True})))
+            except OSError:  # a lease left behind goes stale on its own
+                continue
+
     def training(self, key: str) -> None:
         """Record in the held lease that its trial is now training (one heartbeat): the store's
         record of who trained what, which is how a test counts trainings rather than row writes."""
