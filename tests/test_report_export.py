@@ -146,3 +146,18 @@ def test_one_label_type_under_two_recipes_names_the_recipe():
     got = parse_csv(render(pd.concat([rows, other], ignore_index=True), "leaderboard", n_boot=1))
     assert {r["method"] for r in got if r["method"].startswith("dm")} == {"dm [epochs=1]", "dm [epochs=2]"}
     assert {r["label_type"] for r in got} == {"hard"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "leaderboard"])
+def test_csv_exports_name_the_rows_they_leave_out_on_stderr(tmp_path, fmt):
+    """A bad row is left out of every format; the data-only ones name it on stderr, not in the data."""
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(COMMITTED / "rows", store / "rows")
+    bad = store / "rows" / "eval" / f"{'b' * 16}.parquet"
+    bad.write_bytes(b"not parquet")
+    result = CliRunner().invoke(app, ["report", str(store), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert f"left out {bad}" in result.stderr and "not readable as Parquet" in result.stderr
+    assert "left out" not in result.stdout
