@@ -40,6 +40,10 @@ def read_state_dict(path: str | Path, what: str = "checkpoint") -> dict[str, Ten
     state = _unwrap(obj)
     if state is None:
         raise InputError(f"{what} is not a state dict of tensors (found {describe(obj)})", str(path))
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:  # loaded as is, every student of it would be stored, permanently, as "diverged"
+        raise InputError(f"{what} holds NaN or infinite values in {_count(len(broken), 'tensor')} "
+                         f"({_first(broken)}): a diverged training saved it?", str(path))
     return state
 
 
