@@ -283,11 +283,12 @@ class NodeCache:
         return True
 
     def verify(self) -> list[tuple[EntryInfo, list[str]]]:
-        """Every entry holding data, with what is damaged in it (empty: its bytes match its checksums)."""
+        """Every entry of this format holding data, with what is damaged in it (empty: its bytes match
+        its checksums). Entries of an older format are never opened (their ids differ): not checked."""
         out = []
         for e in self.entries():
-            if e.meta.get("pixels") is False:
-                continue  # statistics only: nothing to check beyond the JSON that parsed
+            if e.meta.get("pixels") is False or (e.meta and e.meta.get("version") != FORMAT_VERSION):
+                continue  # statistics only (nothing to check beyond the JSON that parsed), or unused
             out.append((e, damaged(e.path, e.meta) if e.meta else ["meta.json is unreadable"]))
         return out
 

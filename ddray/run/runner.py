@@ -265,4 +265,7 @@ def _summarize(summary: RunSummary, store: Store, queue: ReadyQueue, searcher, t
 
 def _last_error(store: Store, key: str) -> str:
     err = store.errors_of([key]).get(key)
-    return err["exception"].splitlines()[0] if err else "no error stored (the worker died?)"
+    if err:
+        return err["exception"].splitlines()[0]
+    return ("no error stored: the worker died, or the store could not take its error (a full disk?); "
+            "the worker's log says which (ddray run -v)")
