@@ -158,3 +158,29 @@ def test_the_row_is_checked_again_after_the_claim(tmp_path, monkeypatch):
     monkeypatch.setattr(Leases, "claim", claim_after_the_other_stored)
     trainable.run_trial({"trial": trial.to_dict(), "env": {"store": str(tmp_path / "store")}, "owner": "me"})
     assert trained == [] and reports == [{"stored": 1, "top1": -1.0}]
+
+
+def test_the_driver_hands_out_again_only_a_lease_it_watched_go_stale_with_its_token(tmp_path):
+    """The driver judges staleness on its own clock and gives the retry that lease's token, which a
+    worker (a fresh reader that never saw the lease before) needs to take it over."""
+    from ddray.run.schedule import ReadyQueue
+    from ddray.run.searcher import RECHECK_S, DependencySearcher
+    from tests.test_schedule import order, t
+
+    store, clock = Store(str(tmp_path / "store")), Clock()
+    other = _leases(store, "other")
+    assert other.claim("k")
+    searcher = DependencySearcher(ReadyQueue([t("k", 1)], set(), order), {"k": {"key": "k"}}, lambda trial: False,
+                                  _leases(store, "me", clock))
+    assert searcher.suggest("1") == {"trial": {"key": "k"}}
+    searcher.on_trial_complete("1", {"elsewhere": 1})
+    for step in (0.0, 60.0):                 # seen, then unchanged for less than the TTL: still held elsewhere
+        clock.t += step
+        searcher._recheck_elsewhere(now=clock.t + RECHECK_S * 100 + step)
+        assert "k" in searcher.elsewhere
+    clock.t += 61.0
+    searcher._recheck_elsewhere(now=clock.t + RECHECK_S * 1000)
+    token = other.current("k").token
+    assert searcher.suggest("2") == {"trial": {"key": "k"}, "takeover": token}
+    worker = _leases(store, "me")            # the worker's own reader sees the lease for the first time
+    assert not worker.claim("k") and worker.claim("k", token)
