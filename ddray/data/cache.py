@@ -21,8 +21,11 @@ each 16 MiB chunk of `x.npy` and `y.npy` into `meta.json`, and the first open of
 them back and compares (about 0.5 s per GB, once); a damaged entry is rebuilt, and
 `ddray cache verify` names it. A passed check is remembered in `verified.json` with each file's
 inode, size, mtime and ctime, so later opens cost one stat: any write to a file changes its
-ctime, which no user can set back, so a file edited after the check is checked again. A split that does not fit (`budget_bytes`, `runtime.cache_gb` in a
-spec, or the disk's free space) is not cached: its readers stream from the source files.
+ctime, which no user can set back, so a file edited after the check is checked again.
+
+A split that does not fit (`budget_bytes`, `runtime.cache_gb` in a spec, or the disk's free
+space), or a cache folder that cannot be written, is not cached: its readers stream from the
+source files. `rm` never removes an entry being built or its lock (see `lock`).
 """
 
 from __future__ import annotations

@@ -117,7 +117,8 @@ class Leases:
         A generation file that does not parse counts as a released one (it can be superseded);
         a read that fails raises (an unreadable lease is not a free one).
         """
-        gens = sorted(int(n[:-5]) for n in list_files(self.store.loc, self._dir(key), ".json", strict=True) if n[:-5].isdigit())
+        names = list_files(self.store.loc, self._dir(key), ".json", strict=True)
+        gens = sorted(int(n[:-5]) for n in names if n[:-5].isdigit())
         if not gens:
             return None
         gen = gens[-1]
