@@ -59,18 +59,19 @@ T = TypeVar("T")
 
 
 def open_location(uri: str, fs: pafs.FileSystem | None = None, field: str = "store",
-                  timeout_s: float | None = None) -> Location:
+                  timeout_s: float | None = None, folder: bool = False) -> Location:
     """Resolve a path or URI; a plain path is a local folder (created on first write).
 
     With `fs`, `uri` is a path inside that filesystem (e.g. a store's artifact folder) and is used
     as is. A remote URI must answer one metadata call within `timeout_s` (default:
     $DDRAY_STORE_TIMEOUT, else 30 s); a missing store is fine (created on first write), an
     unreachable or refused one, or an unsupported scheme, is an InputError on `field` naming the
-    URI and the reason.
+    URI and the reason; so is a control character in it, and with `folder` (a store) a local file
+    in its place or above it.
     """
     if fs is not None:
         return Location(fs, uri.rstrip("/") or uri, uri)
-    problem = local_path_problem(uri)
+    problem = local_path_problem(uri, folder)
     if problem:
         raise InputError(problem, path=field)
     if "://" not in uri:
@@ -95,8 +96,9 @@ def open_location(uri: str, fs: pafs.FileSystem | None = None, field: str = "sto
         raise InputError(f"cannot open {what}: {_first_line(e)}", path=field) from None
 
 
-def local_path_problem(uri: str) -> str | None:
-    """Why `uri` cannot be a folder (a NUL or control character, a file in its place or above it), or None.
+def local_path_problem(uri: str, folder: bool = True) -> str | None:
+    """Why `uri` cannot name a place (a NUL or other control character) or, with `folder`, cannot be
+    a folder (a file in its place or above it); None when it can.
 
     Checked when a store or folder is named (`ddray validate` too), not at the first write deep
     in a worker, where it read as `[Errno 17] File exists` or a ValueError traceback.
@@ -106,7 +108,7 @@ def local_path_problem(uri: str) -> str | None:
     bad = sorted({repr(c) for c in uri if ord(c) < 32 or c == "\x7f"})
     if bad:
         return f"{uri!r} contains the control character(s) {', '.join(bad)}"
-    if "://" in uri and not uri.lower().startswith("file://"):
+    if not folder or ("://" in uri and not uri.lower().startswith("file://")):
         return None
     path = Path(uri[len("file://"):] if uri.lower().startswith("file://") else uri).expanduser()
     for p in (path, *path.parents):

@@ -46,7 +46,7 @@ class RowScan:
 
 class Store:
     def __init__(self, uri: str):
-        self.loc: Location = open_location(uri)
+        self.loc: Location = open_location(uri, folder=True)
         self.uri = uri
 
     # ------------------------------------------------------------------ paths
