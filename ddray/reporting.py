@@ -10,7 +10,7 @@ from ddray.benchmark import open_benchmark
 from ddray.errors import InputError
 from ddray.spec import ScoreWeights
 
-DATA_ONLY_FORMATS = ("csv", "leaderboard", "latex")  # their text is data: warnings (rows left out) go to stderr
+DATA_ONLY_FORMATS = ("csv", "leaderboard", "latex")  # their text is data: rows left out are named on stderr
 
 
 def _console():
@@ -52,7 +52,7 @@ def report_store(uri: str, *, fmt: str = "table", out_dir: Path | None = None, l
             paths = write_report(report, out_dir)
             console.print(f"wrote {len(paths)} files to {out_dir} (open {Path(out_dir) / 'report.html'})")
         return None
-    if fmt in DATA_ONLY_FORMATS:  # a CSV or LaTeX table has no place for them: stderr, beside the data
-        for w in report.warnings:
-            print(f"ddray report: warning: {w}", file=sys.stderr, flush=True)
+    if fmt in DATA_ONLY_FORMATS:  # a CSV or LaTeX table has no place to name what it leaves out: stderr
+        for note in notes[:len(scan.bad)]:
+            print(f"ddray report: {note}", file=sys.stderr, flush=True)
     return render(report, fmt)
