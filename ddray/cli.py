@@ -127,7 +127,7 @@ def run(spec: SpecArg,
         max_wait: Annotated[Optional[float], typer.Option("--max-wait", help="give up (exit 1) after this many seconds in which trials wait for resources and none runs (an autoscaling cluster that cannot provide them)")] = None) -> None:
     """Run every trial of a spec that is not in the store yet (idempotent; resumes after any failure).
 
-    Exit 0: every planned trial is stored; 1: some failed or could not run; 2: bad input; 130: interrupted.
+    Exit 0: every planned trial is stored; 1: some failed or could not run; 2: bad input; 130: interrupted (Ctrl-C), 143: stopped by SIGTERM.
     """
     import os
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ddray.benchmark import Benchmark, open_benchmark
@@ -14,6 +14,8 @@ from ddray.spec import ScoreWeights
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+DATA_ONLY_FORMATS = ("csv", "leaderboard", "latex")  # their text is data: rows left out are named on stderr
 
 
 def _console():
@@ -68,4 +70,7 @@ def report_store(uri: str, *, fmt: str = "table", out_dir: Path | None = None, l
             paths = write_report(report, out_dir)
             console.print(f"wrote {len(paths)} files to {out_dir} (open {Path(out_dir) / 'report.html'})")
         return None
+    if fmt in DATA_ONLY_FORMATS:  # a CSV or LaTeX table has no place to name what it leaves out: stderr
+        for note in notes[:len(scan.bad)]:
+            print(f"ddray report: {note}", file=sys.stderr, flush=True)
     return render(report, fmt)

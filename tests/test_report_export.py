@@ -179,3 +179,17 @@ def test_latex_tables_compile_with_pdflatex_and_booktabs(rows, tmp_path, lam):
         assert "Undefined control sequence" not in run.stdout and "Missing $" not in run.stdout
     assert r"\textbf{" in tables and latex_escape(ODD) in tables
 
+
+@pytest.mark.parametrize("fmt", ["csv", "leaderboard"])
+def test_csv_exports_name_the_rows_they_leave_out_on_stderr(tmp_path, fmt):
+    """A bad row is left out of every format; the data-only ones name it on stderr, not in the data."""
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(COMMITTED / "rows", store / "rows")
+    bad = store / "rows" / "eval" / f"{'b' * 16}.parquet"
+    bad.write_bytes(b"not parquet")
+    result = CliRunner().invoke(app, ["report", str(store), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert f"left out {bad}" in result.stderr and "not readable as Parquet" in result.stderr
+    assert "left out" not in result.stdout

@@ -27,7 +27,8 @@ import pyarrow.parquet as pq
 
 from ddray.errors import InputError
 from ddray.keys import config_key
-from ddray.store.fs import Location, delete_dir, delete_file, list_files, open_location, read_bytes, write_bytes
+from ddray.store.fs import (Location, delete_dir, delete_file, list_files, listdir, open_location, read_bytes,
+                            read_failure, write_bytes)
 from ddray.store.rows import BadRow, verify_row
 from ddray.store.schema import ROW_SCHEMA, STAGES, Row
 
@@ -45,7 +46,7 @@ class RowScan:
 
 class Store:
     def __init__(self, uri: str):
-        self.loc: Location = open_location(uri)
+        self.loc: Location = open_location(uri, folder=True)
         self.uri = uri
 
     # ------------------------------------------------------------------ paths
@@ -90,11 +91,15 @@ class Store:
     def scan(self, stages: Iterable[str] = STAGES) -> RowScan:
         """Read and verify every row file of `stages` (see `store/rows.py`)."""
         stages = list(stages)
-        files = [(s, n) for s in stages for n in list_files(self.loc, self.path("rows", s), ".parquet")]
+        files = [(s, i.base_name) for s in stages for i in listdir(self.loc, self.path("rows", s))
+                 if i.base_name.endswith(".parquet")]
 
         def check(item: tuple[str, str]) -> tuple[str, str, pa.Table | None, str | None]:
             stage, name = item
-            data = read_bytes(self.loc, self.path("rows", stage, name))
+            try:  # a folder under a row's name, or an unreadable file, is a bad row named as such
+                data = read_bytes(self.loc, self.path("rows", stage, name))
+            except OSError as e:
+                return stage, name, None, read_failure(self.loc, self.path("rows", stage, name), e)
             if data is None:
                 return stage, name, None, "could not be read"
             return (stage, name, *verify_row(stage, name, data))
@@ -195,7 +200,11 @@ class Store:
         for n in names:
             if wanted is not None and n not in wanted:
                 continue
-            err = _error_record(read_bytes(self.loc, self.path("errors", n)), n[:-5])
+            try:
+                data = read_bytes(self.loc, self.path("errors", n))
+            except OSError:
+                data = None
+            err = _error_record(data, n[:-5])
             if err is not None:
                 out[n[:-5]] = err
         return out
