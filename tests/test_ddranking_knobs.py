@@ -233,3 +233,31 @@ def test_aug_for_hard_false_trains_hard_arms_on_the_plain_batches_and_soft_arms_
     assert torch.equal(torch.cat(seen), plain[order])  # exactly the set's images, in the seeded order
     flipped = torch.cat(_train_as_planned(soft.model_copy(update={"labels": "hard"}), data, x, y))
     assert not torch.equal(flipped, plain[order])  # the same arm with augmentation flips some
+
+
+def test_a_best_checkpoint_row_records_its_best_epoch_and_old_rows_read_it_as_null(tmp_path):
+    """DD-Ranking's test_interval: test every k epochs, report the best; the row says which epoch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import ddray.run.execute as ex
+    from ddray.run.context import WorkerEnv
+    from ddray.store import Store
+    from ddray.store.rows import verify_row
+
+    spec = _spec(checkpoint="best", eval_every=1)
+    spec["overrides"]["epochs"] = 4
+    trial = next(t for t in planned(spec).stage("eval") if t.config.arm == "rdm")
+    seen: dict[int, float] = {}
+    row = ex.execute(trial, WorkerEnv(store=str(tmp_path / "store")), CPU,
+                     on_epoch=lambda e, m: seen.__setitem__(e, m["top1"]))
+    best = max(seen, key=lambda e: (seen[e], -e))  # the first epoch of the highest test accuracy
+    assert row.best_epoch == best and row.top1 == seen[best] and row.epochs_run == 4
+    Store(str(tmp_path / "store")).write_row(row)
+    path = tmp_path / "store" / "rows" / "eval" / f"{row.key}.parquet"
+    old = pq.read_table(path).drop_columns(["best_epoch"])  # a row stored before the column existed
+    buf = pa.BufferOutputStream()
+    pq.write_table(old, buf)
+    table, problem = verify_row("eval", path.name, buf.getvalue().to_pybytes())
+    assert problem is None and table.column("best_epoch").to_pylist() == [None]
+    assert table.column("top1").to_pylist() == [row.top1]
