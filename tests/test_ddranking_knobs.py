@@ -314,3 +314,15 @@ def test_zca_study_on_fashion_mnist_runs_end_to_end_and_is_reported_as_its_own_t
     tracks = set(report.scores["track"])
     assert tracks == {"fixed:zca=true", "fixed:zca=null"}, tracks
     assert report.scores["lrs_mean"].notna().all()
+
+
+def test_a_zca_study_may_share_a_store_with_the_plain_one_but_not_change_its_epochs():
+    from ddray.benchmark import conflicts
+    from ddray.keys import canonical_json
+
+    plain = planned(_spec()).trials
+    stored = [canonical_json(t.config) for t in plain]
+    assert conflicts(planned(_spec(zca=True)).trials, stored) == []  # a study of its own
+    changed = _spec()
+    changed["overrides"]["epochs"] = 2
+    assert conflicts(planned(changed).trials, stored)  # the same measurement made another way
