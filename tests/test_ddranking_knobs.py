@@ -326,3 +326,29 @@ def test_a_zca_study_may_share_a_store_with_the_plain_one_but_not_change_its_epo
     changed = _spec()
     changed["overrides"]["epochs"] = 2
     assert conflicts(planned(changed).trials, stored)  # the same measurement made another way
+
+
+def _ddranking_shuffle_patches(img: torch.Tensor, factor: int, col_perm, row_perm) -> torch.Tensor:
+    """DD-Ranking's ShufflePatches(factor) on one C×H×W image, its random.shuffle replaced by given orders."""
+    def shuffle(im, order):
+        tw = im.shape[2] // factor
+        patches = [im[..., i * tw:(i + 1) * tw] for i in range(factor)]
+        return torch.cat([patches[j] for j in order], -1)
+
+    img = shuffle(img, col_perm).permute(0, 2, 1)
+    return shuffle(img, row_perm).permute(0, 2, 1)
+
+
+def test_patch_shuffle_strips_is_ddrankings_shuffle_patches():
+    from ddray.engine.augment import patch_shuffle
+
+    x = torch.randn(5, 3, 12, 12)
+    out = patch_shuffle(x, torch.Generator().manual_seed(4), 3, strips=True)
+    gen = torch.Generator().manual_seed(4)  # the same draws: column orders, then row orders
+    cols = torch.argsort(torch.rand(5, 3, generator=gen), dim=1)
+    rows = torch.argsort(torch.rand(5, 3, generator=gen), dim=1)
+    for i in range(5):
+        assert torch.equal(out[i], _ddranking_shuffle_patches(x[i], 3, cols[i].tolist(), rows[i].tolist()))
+    grid = patch_shuffle(x, torch.Generator().manual_seed(4), 3)
+    assert not torch.equal(grid, out)  # the default permutes the 9 patches freely
+    assert "patch_shuffle_strips" not in Augment(patch_shuffle=2).model_dump()
