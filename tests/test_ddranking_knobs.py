@@ -225,6 +225,8 @@ def test_syn_batch_size_is_the_batch_of_syn_and_rdm_arms_and_real_batch_size_the
     trials = planned(_spec(syn_batch_size=32, real_batch_size=512)).stage("eval")
     rdm = next(t.config for t in trials if t.config.arm == "rdm" and t.config.aug)
     assert "real_batch_size" not in rdm.protocol  # an eval arm's key does not hold the full arm's knob
+    full = next(t.config for t in planned(_spec(syn_batch_size=32, real_batch_size=512)).stage("full"))
+    assert full.recipe.batch_for("full") == 512
     x, y = rdm_arm(data, rdm.ipc, rdm.seed)
     sizes = [len(b) for b in _train_as_planned(rdm, data, x, y)]
     assert sizes == [32, 32, 32, 4]  # 100 images in batches of syn_batch_size, not batch_size 16
