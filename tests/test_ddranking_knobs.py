@@ -354,3 +354,12 @@ def test_patch_shuffle_strips_is_ddrankings_shuffle_patches():
     grid = patch_shuffle(x, torch.Generator().manual_seed(4), 3)
     assert not torch.equal(grid, out)  # the default permutes the 9 patches freely
     assert "patch_shuffle_strips" not in Augment(patch_shuffle=2).model_dump()
+
+
+def test_a_zca_study_beside_two_presets_keeps_a_track_of_its_own():
+    """Preset names label the tracks; a ZCA study of a preset also present plain says what differs."""
+    from ddray.report.variants import _differences
+
+    labels = _differences([{"name": "ddranking-hard", "epochs": 1000}, {"name": "ddranking-soft", "epochs": 300},
+                           {"name": "ddranking-hard", "epochs": 300, "zca": True}])
+    assert labels == ["ddranking-hard,epochs=1000,zca=null", "ddranking-soft", "ddranking-hard,epochs=300,zca=true"]
