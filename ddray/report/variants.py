@@ -43,11 +43,21 @@ def _full_recipe(config: dict[str, Any]) -> str:
 
 
 def _differences(recipes: list[dict[str, Any]]) -> list[str]:
-    """A short, space-free label per recipe: the knobs whose values differ between them."""
+    """A short, space-free label per recipe: the knobs whose values differ between them.
+
+    Different presets are named by their preset; recipes that share a preset (a ZCA study beside
+    the plain one) add what differs among them, so no two recipes ever get one label.
+    """
     keys = sorted({k for r in recipes for k in r})
     varying = [k for k in keys if len({canonical_json(r.get(k)) for r in recipes}) > 1]
     if "name" in varying:  # different presets: the preset names say it
-        return [str(r.get("name")) for r in recipes]
+        labels = [str(r.get("name")) for r in recipes]
+        for name in set(labels):
+            same = [i for i, label in enumerate(labels) if label == name]
+            if len(same) > 1:
+                for i, more in zip(same, _differences([recipes[i] for i in same])):
+                    labels[i] = f"{name},{more}"
+        return labels
     labels = []
     for r in recipes:
         parts = [f"{k}={_short(r.get(k))}" for k in varying]

@@ -17,6 +17,7 @@ from torch import nn
 
 from ddray.data import NodeCache, RealData, load_dataset
 from ddray.engine.train import EpochCallback, TrainResult
+from ddray.protocols import Protocol
 from ddray.store import Store, StoreCheckpointer
 from ddray.store.fs import atomic_write_local
 from ddray.trials import TeacherRef, Trial, TrialConfig
@@ -41,6 +42,7 @@ class Outcome:
     top5: float | None = None
     loss: float | None = None
     epochs_run: int | None = None
+    best_epoch: int | None = None      # the epoch whose accuracy is reported (checkpoint: best)
     synth_s: float | None = None       # time-to-synthesize of the set made or evaluated
     synth_device: str | None = None
     protocol_json: str | None = None   # what was trained, when it differs from the config's (tuned re-runs)
@@ -48,6 +50,7 @@ class Outcome:
     @classmethod
     def of_training(cls, res: TrainResult, **extra: object) -> Outcome:
         return cls(status=res.status, top1=res.top1, top5=res.top5, loss=res.loss, epochs_run=res.epochs_run,
+                   best_epoch=res.best_epoch,
                    **extra)  # type: ignore[arg-type]
 
 
@@ -105,10 +108,16 @@ class TrialRun:
 
 
 def load_data(config: TrialConfig, env: WorkerEnv) -> RealData:
-    """The real train/test split a config names, from the root the spec gave for it on this node."""
+    """The real train/test split a config names, from the root the spec gave for it on this node,
+    as its protocol sees it: ZCA-whitened (fitted on the whole train split, once per node) when
+    the protocol says `zca`, so its arms, rdm subsets, test and validation splits all are."""
     ds = config.dataset
-    return load_dataset(ds.loader, env.roots.get(ds.name), field=f"datasets.{ds.name}.root",
+    data = load_dataset(ds.loader, env.roots.get(ds.name), field=f"datasets.{ds.name}.root",
                         cache=NodeCache.default(env.cache_gb), **ds.options)
+    knobs = getattr(config, "protocol", None) or {}
+    if knobs.get("zca"):
+        data = data.whitened(float(knobs.get("zca_eps", Protocol.model_fields["zca_eps"].default)))
+    return data
 
 
 def teacher_file(store: Store, key: str) -> Path:

@@ -55,7 +55,8 @@ def make_row(trial: Trial, out: Outcome, wall_s: float, device: str) -> Row:
         ident["protocol_json"] = out.protocol_json
     return Row(
         **ident,
-        status=out.status, top1=out.top1, top5=out.top5, loss=out.loss, epochs_run=out.epochs_run, wall_s=wall_s,
+        status=out.status, top1=out.top1, top5=out.top5, loss=out.loss, epochs_run=out.epochs_run,
+        best_epoch=out.best_epoch, wall_s=wall_s,
         device=(out.synth_device or device) if c.stage == "synth" else device,
         synth_s=out.synth_s, synth_device=out.synth_device,
         ddray_version=ddray.__version__, torch_version=torch.__version__, hostname=socket.gethostname(),
