@@ -358,9 +358,11 @@ def _seeds_and_lr(imp: Imported, cfg: dict[str, Any]) -> list[str]:
         imp.note("lr", "mapped", f"not in the file -> lr searched over {list(LR_SEARCH)} on a validation split, "
                  "the same list for syn and rdm (0.2.0 searches it on the test split)")
     if imp.method in LEARNED_LR:
-        imp.method_params["lr"] = "set"
-        imp.note("lr", "mapped", f"{imp.method}'s released sets ship lr.pt -> files param lr: set (the syn arm "
-                 "trains with it, as 0.2.0's syn_lr)")
+        searched = isinstance(imp.knobs["lr"], tuple)
+        imp.method_params["lr"] = "protocol" if searched else "set"
+        imp.note("lr", "differs" if searched else "mapped", f"{imp.method}'s released sets ship lr.pt -> files param "
+                 + ("lr: protocol: the syn arm gets the same lr search as the rdm arm (DESIGN §4's fairness rule; "
+                    "0.2.0 trains it with lr.pt and searches only the rdm arm's)" if searched else "lr: set"))
     if cfg.get("random_data_format") == "tensor" and cfg.get("soft_label_mode") == "S":
         imp.note("random_data_format", "fixed", "tensor with soft_label_mode S (0.2.0 fails labelling it): "
                  "ddray draws the random arm from the trial seed and labels it with the teacher")

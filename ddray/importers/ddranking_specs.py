@@ -33,6 +33,7 @@ class Imports:
 
     configs: list[Imported]
     specs: dict[str, dict[str, Any]]
+    members: dict[str, list[Imported]]     # spec name -> the configs it evaluates
 
     @property
     def errors(self) -> list[str]:
@@ -136,7 +137,7 @@ def spec_dict(methods: list[str], ipcs: list[int], imps: list[Imported], sets: s
     preset = preset_for(first)
     params = {i.method: i.method_params for i in imps}
     spec: dict[str, Any] = {
-        "name": name, "store": f"runs/ddranking/{name}",
+        "name": name, "store": f"runs/{name}",
         "datasets": {first.loader: {"root": first.root}},
         "methods": {m: {"files": f"{sets.rstrip('/')}/{m}/{first.dataset}/IPC{{ipc}}/", **params[m]} for m in methods},
         "ipc": ipcs, "archs": [first.arch], "seeds": list(range(first.seeds)),
@@ -156,16 +157,18 @@ def import_ddranking(paths: list[Path], sets: str = "baselines") -> Imports:
     """Every config under `paths`, mapped and grouped into specs; problems are in `.errors`."""
     configs = read_configs(paths)
     specs: dict[str, dict[str, Any]] = {}
+    members: dict[str, list[Imported]] = {}
     for methods, ipcs, imps in group(configs):
         name = spec_name(methods, ipcs, imps[0])
         if name in specs:  # two recipes for the same methods, dataset and IPCs: tell them apart
             name = f"{name}-{sum(n.startswith(name) for n in specs) + 1}"
         specs[name] = spec_dict(methods, ipcs, imps, sets, name)
+        members[name] = imps
         for problem in missing_knobs(specs[name]["overrides"]):
             field, msg = problem.split(": ", 1)
             for imp in imps:
                 imp.note(field, "error", msg)
-    return Imports(configs, specs)
+    return Imports(configs, specs, members)
 
 
 def check_specs(specs: dict[str, dict[str, Any]]) -> list[str]:
@@ -180,3 +183,40 @@ def check_specs(specs: dict[str, dict[str, Any]]) -> list[str]:
         except InputError as e:
             problems += [f"{name}: {p}" for p in e.problems]
     return problems
+
+
+def spec_yaml(name: str, imports: Imports) -> str:
+    """A spec as YAML, headed by the DD-Ranking files it came from."""
+    import yaml
+
+    files = [i.file for i in imports.members[name]]
+    head = [f"# {name}: imported from DD-Ranking's {', '.join(files)} by `ddray import ddranking`",
+            "# (every field's mapping: ddranking-import.md beside it, or `ddray import ddranking --verbose`)"]
+    return "\n".join(head) + "\n" + yaml.safe_dump(imports.specs[name], sort_keys=False, width=120, default_flow_style=None)
+
+
+def notes_markdown(imports: Imports, kinds: tuple[str, ...] = ("mapped", "fixed", "differs", "ignored", "error")) -> str:
+    """Every config's fields as a Markdown table: file, field, what happened, how."""
+    from ddray.markdown import markdown_table
+
+    rows = [(i.file, n.field, n.kind, n.text.replace("|", "/")) for i in imports.configs for n in i.notes
+            if n.kind in kinds]
+    return markdown_table(("file", "field", "", "ddray"), rows, left=4)
+
+
+def write_specs(imports: Imports, out: Path) -> list[Path]:
+    """Write the specs: `out` a .yaml file (one spec only) or a folder (one file per spec + the field report)."""
+    if out.suffix in (".yaml", ".yml"):
+        if len(imports.specs) != 1:
+            raise InputError(f"the configs make {len(imports.specs)} specs (one per protocol group: "
+                             f"{', '.join(imports.specs)}); give a folder", path="--out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(spec_yaml(next(iter(imports.specs)), imports))
+        return [out]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in imports.specs:
+        paths.append(out / f"{name}.yaml")
+        paths[-1].write_text(spec_yaml(name, imports))
+    (out / "ddranking-import.md").write_text("# DD-Ranking configs imported, field by field\n\n" + notes_markdown(imports))
+    return paths
