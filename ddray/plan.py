@@ -72,13 +72,18 @@ def _dataset_ref(spec: Spec, name: str) -> DatasetRef:
 
 
 def arm_protocol(protocol: Protocol, labels: str, aug: bool) -> dict[str, Any]:
-    """The knobs one arm trains with: hard labels train with CE, soft ones with the protocol's soft loss."""
+    """The knobs one arm trains with: hard labels train with CE, soft ones with the protocol's soft loss.
+
+    Knobs the plan has already spent are reset, so they cannot split keys of equal trials:
+    `aug_for_hard` is in the arm's `aug` flag (`Protocol.augments`), and `real_batch_size` is
+    the full-data arm's, never an eval arm's.
+    """
     loss = protocol.loss
     if labels == "hard":
         loss = "ce"
     elif loss == "ce":
         loss = "kl"
-    p = protocol.model_copy(update={"labels": labels, "loss": loss})
+    p = protocol.model_copy(update={"labels": labels, "loss": loss, "aug_for_hard": None, "real_batch_size": None})
     knobs = p.model_dump(mode="json")
     if not aug:
         knobs.pop("augment")  # augmentation knobs cannot change an un-augmented trial's numbers
@@ -146,7 +151,7 @@ class _Builder:
         """One evaluation trial of an rdm or syn arm; returns its config and dependencies."""
         protocol = self.spec.student_protocol(arch)
         labels = arm.labels or self.spec.method_labels(method)
-        aug = arm.aug and protocol.augment.active
+        aug = protocol.augments(labels, arm.aug)
         teachers, deps = None, []
         if labels != "hard":
             refs, tdeps = self.teachers(dataset, method)

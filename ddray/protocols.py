@@ -8,9 +8,9 @@ resolved `Protocol` enters the trial key, so it must hold only knobs that change
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from ddray.errors import unknown
 from ddray.plain_numbers import PlainNumbers
@@ -19,10 +19,32 @@ LabelSetting = Literal["hard", "soft", "hybrid"]
 DSA_OPS = ("scale", "rotate", "flip", "color", "crop", "cutout")
 
 
-class Augment(PlainNumbers):
+class _Knobs(PlainNumbers):
+    """Knobs whose dump is hashed into trial keys.
+
+    `ADDED_LATER` names the knobs added after keys were shipped: while such a knob is at its
+    default it is left out of the dump (so out of every key), and every key made before it existed
+    stays byte-identical (`tests/test_keys_golden.py`); set to anything else, it enters the key.
+    One serializer does this for every dump (plan, tuning, rows), so no caller has to remember.
+    """
+
+    ADDED_LATER: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        fields = type(self).model_fields
+        for name in self.ADDED_LATER:
+            if name in data and getattr(self, name) == fields[name].default:
+                del data[name]
+        return data  # type: ignore[no-any-return]
+
+
+class Augment(_Knobs):
     """Batched, on-device augmentation applied to every training batch when the arm's aug is on."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"random_crop_padding", "gaussian_noise"})
 
     dsa: bool = Field(False, description="DSA: one random op per batch among dsa_ops, DD-Ranking's parameters (scale 1.2, rotate 15°, crop 0.125, cutout 0.5)")
     dsa_ops: tuple[str, ...] = Field(DSA_OPS, description="the DSA ops to draw from")
@@ -31,7 +53,9 @@ class Augment(PlainNumbers):
     flip: bool = Field(False, description="random horizontal flip (per sample, batched)")
     cutmix: float | None = Field(None, gt=0, description="CutMix with Beta(β, β) box areas; null = off")
     mixup: float | None = Field(None, gt=0, description="Mixup with Beta(α, α) weights; null = off")
-    patch_shuffle: int | None = Field(None, ge=2, description="shuffle a k×k grid of patches; null = off")
+    patch_shuffle: int | None = Field(None, ge=2, description="shuffle a k×k grid of patches; null = off (DD-Ranking's ShufflePatches(1) is the identity: null)")
+    random_crop_padding: int | None = Field(None, ge=1, description="RandomCrop(size, padding=p): zero-pad by p, crop a random window of the input size (SRe2L on CIFAR: 4); null = off")
+    gaussian_noise: float | None = Field(None, gt=0, description="add N(0, σ²) noise to the normalized batch, unclipped (torchvision's GaussianNoise after Normalize, SRe2L Tiny IPC 50: 0.1); null = off")
 
     @model_validator(mode="after")
     def _check(self) -> Augment:
@@ -45,17 +69,22 @@ class Augment(PlainNumbers):
 
     @property
     def active(self) -> bool:
-        return bool(self.dsa or self.rrc or self.flip or self.cutmix or self.mixup or self.patch_shuffle)
+        return bool(self.dsa or self.rrc or self.flip or self.cutmix or self.mixup or self.patch_shuffle
+                    or self.random_crop_padding or self.gaussian_noise)
 
 
-class Protocol(PlainNumbers):
+class Protocol(_Knobs):
     """One fully specified post-evaluation recipe."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({
+        "zca", "zca_eps", "syn_batch_size", "real_batch_size", "aug_for_hard", "mse_weight", "test_resize"})
 
     name: str = Field(description="preset this protocol was resolved from")
     epochs: int = Field(gt=0, description="training epochs E")
     batch_size: int = Field(gt=0, description="training batch size (capped at the training-set size)")
+    syn_batch_size: int | None = Field(None, gt=0, description="batch size of the arms trained on an IPC-sized set, syn and rdm (DD-Ranking trains its random baseline in its syn mode too); null = batch_size")
+    real_batch_size: int | None = Field(None, gt=0, description="batch size when this protocol trains on the whole real train split (the full-data arm and teachers, i.e. in `full:`); null = batch_size")
     optimizer: Literal["sgd", "adam", "adamw"] = Field(description="optimizer")
     lr: float | tuple[float, ...] = Field(description="learning rate, or a list to search on a validation split (same list for syn and rdm arms)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
@@ -70,6 +99,11 @@ class Protocol(PlainNumbers):
     temperature: float = Field(1.0, gt=0, description="KL temperature τ")
     kl_t2: bool = Field(False, description="multiply the KL loss by τ²")
     mse_gamma: float = Field(0.1, ge=0, description="mse_gt: weight γ of the cross-entropy term")
+    mse_weight: float = Field(1.0, ge=0, description="mse_gt: weight of the MSE term (EDC: 1.0, with mse_gamma 0.025)")
+    aug_for_hard: bool | None = Field(None, description="DD-Ranking's use_aug_for_hard: false trains hard-label arms without augmentation; null/true: the arm's aug decides")
+    zca: bool = Field(False, description="ZCA-whiten real pixels (train, rdm, test) with the fit on the whole train split (kornia ZCAWhitening, as DD-Ranking/MTT/DATM); no mean/std normalization first; a distilled set must be in ZCA space")
+    zca_eps: float = Field(0.1, gt=0, description="ZCA: eps added to the covariance eigenvalues")
+    test_resize: float | None = Field(None, gt=0, description="test split seen through Resize(round(s·r)) + CenterCrop(s) (RDED's val transform: r = (s//7·8)/s); null = as stored")
     augment: Augment = Field(default_factory=Augment, description="augmentation when the arm's aug is on")
     checkpoint: Literal["last", "best"] = Field("last", description="report the last epoch, or the best of test evaluations every eval_every epochs (DD-Ranking)")
     eval_every: int | None = Field(None, gt=0, description="epochs between test evaluations when checkpoint is best")
@@ -88,6 +122,15 @@ class Protocol(PlainNumbers):
         if isinstance(self.lr, tuple) and not self.lr:
             raise ValueError("lr search list is empty")
         return self
+
+    def batch_for(self, arm: str) -> int:
+        """The batch size of an arm: syn/rdm use syn_batch_size, full uses real_batch_size (else batch_size)."""
+        chosen = self.real_batch_size if arm == "full" else self.syn_batch_size
+        return chosen or self.batch_size
+
+    def augments(self, labels: str, aug: bool) -> bool:
+        """Whether an arm with these labels and aug flag trains augmented (aug_for_hard: false stops hard arms)."""
+        return aug and self.augment.active and not (labels == "hard" and self.aug_for_hard is False)
 
     def zeta_for(self, arch: str) -> float:
         """ζ used for `arch` (RD³: 1 for ResNet-18, 2 for others)."""

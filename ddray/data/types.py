@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -58,6 +58,13 @@ class RealData:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.train.shape
+
+    def whitened(self, eps: float) -> RealData:
+        """This data seen through the ZCA whitening fitted on its train split (`data/zca.py`):
+        train, test and any subset of them are whitened by `pixels` instead of normalized."""
+        from .zca import zca_pixels
+
+        return replace(self, pixel_spec=zca_pixels(self.train, eps, self.scale))
 
     def train_images(self, idx: Tensor, device: torch.device | str = "cpu") -> Tensor:
         """Normalized float32 train images at `idx`, normalized on `device` (what methods select and match)."""

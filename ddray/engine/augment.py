@@ -193,6 +193,47 @@ def patch_shuffle(x: Tensor, gen: torch.Generator, k: int) -> Tensor:
     return out
 
 
+def crop_at(x: Tensor, padding: int, top: Tensor, left: Tensor, fill: Sequence[float] | None = None) -> Tensor:
+    """Each sample's H×W window at (top[i], left[i]) of the batch padded by `padding` with `fill`
+    (per channel; None: 0), with one gather. What torchvision's `RandomCrop(size, padding)` does
+    to one image once it has drawn its offsets."""
+    b, c, h, w = x.shape
+    p = padding
+    padded = F.pad(x, [p, p, p, p])
+    if fill is not None:
+        inside = F.pad(torch.ones(1, 1, h, w, device=x.device, dtype=torch.bool), [p, p, p, p])
+        value = torch.tensor(fill, device=x.device, dtype=x.dtype).view(1, c, 1, 1)
+        padded = torch.where(inside, padded, value)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) + top.view(b, 1, 1))
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) + left.view(b, 1, 1))
+    flat = (rows * (w + 2 * p) + cols).view(b, 1, h * w).expand(-1, c, -1)
+    return padded.flatten(2).gather(2, flat).view_as(x)
+
+
+def random_crop(x: Tensor, gen: torch.Generator, padding: int, fill: Sequence[float] | None = None) -> Tensor:
+    """RandomCrop(size, padding): offsets uniform in [0, 2·padding] per sample (torchvision's draw).
+
+    `fill` is the padding value per channel of the *normalized* batch: torchvision pads pixels
+    with 0 before Normalize, which is −mean/std afterwards (`train_student` passes that).
+    """
+    b = x.shape[0]
+    top = _randint(gen, 0, 2 * padding + 1, b, x)
+    left = _randint(gen, 0, 2 * padding + 1, b, x)
+    return crop_at(x, padding, top, left, fill)
+
+
+def gaussian_noise(x: Tensor, gen: torch.Generator, sigma: float) -> Tensor:
+    """x + σ·N(0, 1), unclipped: torchvision's `GaussianNoise(mean=0, sigma, clip=False)`, which
+    DD-Ranking applies after Normalize.
+
+    The noise is drawn on the batch's device from a generator seeded by the CPU generator (a
+    whole batch of noise is not moved from the CPU), so it differs between CPU and GPU runs.
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    noise_gen = torch.Generator(device=x.device).manual_seed(seed)
+    return x + torch.randn(x.shape, generator=noise_gen, device=x.device, dtype=x.dtype) * sigma
+
+
 def _beta(gen: torch.Generator, a: float) -> float:
     """A Beta(a, a) draw driven by the torch generator (torch's Beta sampler takes no generator)."""
     s = int(torch.randint(0, 2**62, (1,), generator=gen))
@@ -219,11 +260,13 @@ def mixup(x: Tensor, gen: torch.Generator, alpha: float) -> AugOut:
     return AugOut(lam * x + (1 - lam) * x[perm], perm, lam)
 
 
-def build_augment(augment: Augment) -> AugmentFn:
-    """The batch augmentation of `augment`: DSA, RRC, flip, patch shuffle, then one of CutMix/Mixup.
+def build_augment(augment: Augment, fill: Sequence[float] | None = None) -> AugmentFn:
+    """The batch augmentation of `augment`: DSA, RRC, random crop, flip, patch shuffle, Gaussian
+    noise, then one of CutMix/Mixup (DD-Ranking's order: its per-image transforms, Normalize and
+    noise included, then its batch CutMix/Mixup).
 
     When both CutMix and Mixup are on, each batch uses one of them with probability ½ (timm's rule).
-    An inactive `augment` gives the identity.
+    An inactive `augment` gives the identity. `fill`: RandomCrop's padding value per channel.
     """
     ops: list[Op] = []
     if augment.dsa:
@@ -232,11 +275,17 @@ def build_augment(augment: Augment) -> AugmentFn:
     if augment.rrc:
         rrc_scale = tuple(augment.rrc_scale)
         ops.append(lambda x, g: random_resized_crop(x, g, rrc_scale))  # type: ignore[arg-type]
+    if augment.random_crop_padding:
+        pad = augment.random_crop_padding
+        ops.append(lambda x, g: random_crop(x, g, pad, fill))
     if augment.flip:
         ops.append(flip)
     if augment.patch_shuffle:
         k = augment.patch_shuffle
         ops.append(lambda x, g: patch_shuffle(x, g, k))
+    if augment.gaussian_noise:
+        sigma = augment.gaussian_noise
+        ops.append(lambda x, g: gaussian_noise(x, g, sigma))
     mixers: list[Callable[[Tensor, torch.Generator], AugOut]] = []
     if augment.cutmix:
         b = augment.cutmix

@@ -6,7 +6,7 @@ chunks — and each batch is normalized on the device by the data's `PixelSpec`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +34,24 @@ class EvalScores:
     loss: float
 
 
+def resize_center_crop(ratio: float) -> Callable[[Tensor], Tensor]:
+    """A batch of s×s stored pixels seen through Resize(round(s·ratio)) + CenterCrop(s), on its
+    device: torchvision's transforms on the tensors (bilinear, antialiased), batched.
+
+    RDED evaluates its students on `Resize(s // 7 * 8) + CenterCrop(s)` of the test images (the
+    protocol's `test_resize`); DD-Ranking resizes the decoded image before ToTensor, which this
+    does to the stored uint8 pixels.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    def view(x: Tensor) -> Tensor:
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        size = int(round(min(h, w) * ratio))
+        return TF.center_crop(TF.resize(x, [size], antialias=True), [h, w])
+
+    return view
+
+
 def autocast(device: torch.device, amp: bool) -> torch.autocast:
     """bf16 autocast on CUDA when `amp`; a disabled context elsewhere (CPU numbers stay float32)."""
     on = amp and device.type == "cuda"
@@ -54,12 +72,13 @@ def _split_batches(split: Split, size: int) -> Iterator[tuple[Tensor, Tensor]]:
 
 def evaluate(model: nn.Module, x: Tensor | Split, y: Tensor | None, device: torch.device, *,
              pixels: PixelSpec | None = None, amp: bool = False, channels_last: bool = False,
-             batch_size: int | None = None) -> EvalScores:
+             batch_size: int | None = None, view: Callable[[Tensor], Tensor] | None = None) -> EvalScores:
     """Top-1, top-k (k = min(5, classes)) and mean CE of `model` on (x, y).
 
     `x` is a tensor (with labels `y`) or a `Split` (its own labels; `y` None), on the CPU or the
     device: each batch is moved on its way in, so a test split larger than the device memory
-    still evaluates. `pixels` normalizes stored pixels on the device (None: `x` is normalized).
+    still evaluates. `pixels` normalizes stored pixels on the device (None: `x` is normalized);
+    `view` transforms the stored pixels first (`resize_center_crop`).
     """
     h, w = x.shape[-2:]
     size = batch_size or eval_batch(int(h), int(w))
@@ -79,6 +98,8 @@ def evaluate(model: nn.Module, x: Tensor | Split, y: Tensor | None, device: torc
             for xb, yb in batches:
                 xb = xb.to(device, non_blocking=True)
                 yb = yb.to(device, non_blocking=True)
+                if view is not None:
+                    xb = view(xb)
                 if pixels is not None:
                     xb = pixels(xb)
                 if channels_last and device.type == "cuda":

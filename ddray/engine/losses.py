@@ -38,12 +38,13 @@ def sce(s: Tensor, t: Tensor) -> Tensor:
     return F.cross_entropy(s.float(), F.softmax(t.float(), dim=1))
 
 
-def mse_gt(s: Tensor, t: Tensor, y: Tensor, gamma: float) -> Tensor:
-    """MSE(z_s, z_t) (mean over all B·K entries) + γ·CE(z_s, y)."""
-    return F.mse_loss(s.float(), t.float()) + gamma * ce(s, y)
+def mse_gt(s: Tensor, t: Tensor, y: Tensor, gamma: float, weight: float = 1.0) -> Tensor:
+    """w·MSE(z_s, z_t) (mean over all B·K entries) + γ·CE(z_s, y) (DD-Ranking's MSEGTLoss: w = mse_weight, γ = ce_weight)."""
+    return weight * F.mse_loss(s.float(), t.float()) + gamma * ce(s, y)
 
 
-def soft_loss(name: str, *, temperature: float = 1.0, kl_t2: bool = False, mse_gamma: float = 0.1) -> SoftLoss:
+def soft_loss(name: str, *, temperature: float = 1.0, kl_t2: bool = False, mse_gamma: float = 0.1,
+              mse_weight: float = 1.0) -> SoftLoss:
     """A loss `(s, t, y) -> scalar` against teacher logits; `y` (hard labels) is used by mse_gt only.
 
     `ce` with soft targets means soft cross-entropy (`sce`), its natural generalization: a protocol
@@ -55,7 +56,7 @@ def soft_loss(name: str, *, temperature: float = 1.0, kl_t2: bool = False, mse_g
         return lambda s, t, y: sce(s, t)
     if name == "mse_gt":
         def _mse(s: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
-            return mse_gt(s, t, t.argmax(dim=1) if y is None else y, mse_gamma)
+            return mse_gt(s, t, t.argmax(dim=1) if y is None else y, mse_gamma, mse_weight)
         return _mse
     raise ValueError(f"unknown loss '{name}'")
 

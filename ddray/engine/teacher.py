@@ -46,7 +46,7 @@ def train_teacher(data: RealData, arch: str, recipe: Protocol, seed: int, device
     device = torch.device(device)
     return train_student(full_training_set(data.train, device), data.train.labels.to(device), data, arch, recipe,
                          labels="hard", aug=recipe.augment.active, seed=seed, device=device,
-                         checkpointer=checkpointer, on_epoch=on_epoch, pixels=data.pixels)
+                         checkpointer=checkpointer, on_epoch=on_epoch, pixels=data.pixels, arm="full")
 
 
 def save_teacher(model: nn.Module, path: str | Path | BinaryIO) -> None:

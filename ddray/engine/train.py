@@ -37,7 +37,7 @@ from ddray.protocols import Protocol
 from .augment import AugmentFn, AugOut, build_augment
 from .checkpoint import Checkpointer, to_cpu
 from .device import keep_freed_memory
-from .evaluate import EvalScores, autocast, evaluate
+from .evaluate import EvalScores, autocast, evaluate, resize_center_crop
 from .labels import prepare_teachers, teacher_logits
 from .losses import ce, mixed, soft_loss
 from .schedules import lr_factor, step_index
@@ -90,7 +90,7 @@ class _Targets:
             self.y = y.argmax(dim=1) if y.dim() == 2 else y
             return
         self.loss = soft_loss(protocol.loss, temperature=protocol.temperature, kl_t2=protocol.kl_t2,
-                              mse_gamma=protocol.mse_gamma)
+                              mse_gamma=protocol.mse_gamma, mse_weight=protocol.mse_weight)
         if self.teachers:
             self.mode = "teacher"
             self.y = y  # class ids (the mse_gt CE term uses them) or fixed logits (unused)
@@ -122,7 +122,7 @@ class _Run:
 
     def __init__(self, x: Tensor | Split, y: Tensor, data: RealData, arch: str, protocol: Protocol, *,
                  targets: _Targets, augment: AugmentFn | None, seed: int, device: torch.device, lr: float,
-                 test: tuple[Tensor | Split, Tensor | None], prep: PixelSpec | None):
+                 test: tuple[Tensor | Split, Tensor | None], prep: PixelSpec | None, batch: int):
         self.test_set, self.real_pixels, self.prep = test, data.pixels, prep
         self.x, self.p = x, protocol
         self.n = len(x) if isinstance(x, Split) else int(x.shape[0])
@@ -139,7 +139,8 @@ class _Run:
         self.forward = compiled(self.model) if protocol.compile else self.model
         self.order_gen = torch.Generator().manual_seed(seed)
         self.aug_gen = torch.Generator().manual_seed(seed + _AUG_SEED_OFFSET)
-        self.batch = min(protocol.batch_size, self.n)
+        self.batch = min(batch, self.n)
+        self.test_view = resize_center_crop(protocol.test_resize) if protocol.test_resize else None
         self.zeta = protocol.zeta_for(arch)
         self.opt_step = 0
         self.opt = self._new_optimizer()
@@ -237,10 +238,17 @@ class _Run:
             total += loss.detach().float()
         return float(total.item()) / steps
 
-    def test(self, x: Tensor | Split, y: Tensor | None) -> EvalScores:
-        """Scores on real pixels (the test split, or the validation part of the train split)."""
+    def test(self, x: Tensor | Split, y: Tensor | None, view: bool = False) -> EvalScores:
+        """Scores on real pixels: the test split (`view`: through the protocol's test_resize), or
+        the validation part of the train split (never resized: it is train data)."""
         return evaluate(self.eval_model, x, y, self.device, pixels=self.real_pixels, amp=self.p.amp,
-                        channels_last=self.channels_last)
+                        channels_last=self.channels_last, view=self.test_view if view else None)
+
+
+def padding_fill(data: RealData) -> tuple[float, ...]:
+    """Black in the training batches' space: what a pixel padded with 0 before Normalize becomes."""
+    px = data.pixels
+    return tuple(-m / s for m, s in zip(px.mean, px.std))
 
 
 def weight_ema(model: nn.Module, decay: float) -> Any:
@@ -287,7 +295,7 @@ def _run_to_end(run: _Run, *, checkpointer: Checkpointer | None, on_epoch: Epoch
             return "diverged"
         metrics: dict[str, Any] = {"loss": loss, "lr": lr, "lr0": run.lr0}
         if _evaluate_now(p, run.epoch):
-            sc = run.test(*run.test_set)
+            sc = run.test(*run.test_set, view=True)
             metrics.update(top1=sc.top1, top5=sc.top5, test_loss=sc.loss)
             is_last = run.epoch == p.epochs
             if p.checkpoint == "last" and is_last or (
@@ -314,7 +322,7 @@ def train_student(
     labels: str, aug: bool, seed: int, teachers: Sequence[nn.Module] = (), device: torch.device | str,
     lr: float | Sequence[float] | None = None, checkpointer: Checkpointer | None = None,
     on_epoch: EpochCallback | None = None, val: tuple[Tensor, Tensor] | None = None,
-    pixels: PixelSpec | None = None,
+    pixels: PixelSpec | None = None, arm: str = "syn",
 ) -> TrainResult:
     """Train `arch` from scratch on (x, y) under `protocol`, evaluate on `data`'s test split.
 
@@ -346,13 +354,13 @@ def train_student(
     if protocol.compile:  # the teacher's no-grad forward fuses like the student's (shared modules stay untouched)
         frozen = [compiled(t) for t in frozen]
     targets = _Targets(y, labels, protocol, frozen)
-    augment = build_augment(protocol.augment) if aug and protocol.augment.active else None
+    augment = build_augment(protocol.augment, fill=padding_fill(data)) if aug and protocol.augment.active else None
     test = evaluation_set(data.test, device)
     val = None if val is None else (_maybe_on_device(val[0], device), _maybe_on_device(val[1], device))
 
     def new_run(lr0: float) -> _Run:
         return _Run(x, y, data, arch, protocol, targets=targets, augment=augment, seed=seed, device=device,
-                    lr=lr0, test=test, prep=pixels)
+                    lr=lr0, test=test, prep=pixels, batch=protocol.batch_for(arm))
 
     return _train_candidates(new_run, lrs, val, checkpointer, on_epoch, data=data, arch=arch, device=device)
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from ddray.data import NodeCache, RealData, load_dataset
 from ddray.engine.train import EpochCallback, TrainResult
+from ddray.protocols import Protocol
 from ddray.store import Store, StoreCheckpointer
 from ddray.store.fs import atomic_write_local
 from ddray.trials import TeacherRef, Trial, TrialConfig
@@ -105,10 +106,16 @@ class TrialRun:
 
 
 def load_data(config: TrialConfig, env: WorkerEnv) -> RealData:
-    """The real train/test split a config names, from the root the spec gave for it on this node."""
+    """The real train/test split a config names, from the root the spec gave for it on this node,
+    as its protocol sees it: ZCA-whitened (fitted on the whole train split, once per node) when
+    the protocol says `zca`, so its arms, rdm subsets, test and validation splits all are."""
     ds = config.dataset
-    return load_dataset(ds.loader, env.roots.get(ds.name), field=f"datasets.{ds.name}.root",
+    data = load_dataset(ds.loader, env.roots.get(ds.name), field=f"datasets.{ds.name}.root",
                         cache=NodeCache.default(env.cache_gb), **ds.options)
+    knobs = getattr(config, "protocol", None) or {}
+    if knobs.get("zca"):
+        data = data.whitened(float(knobs.get("zca_eps", Protocol.model_fields["zca_eps"].default)))
+    return data
 
 
 def teacher_file(store: Store, key: str) -> Path:

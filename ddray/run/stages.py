@@ -71,5 +71,5 @@ def run_eval(run: TrialRun) -> Outcome:
     res = train_student(x.to(run.device), y.to(run.device), run.data, cfg.arch, protocol, labels=cfg.labels,
                         aug=cfg.aug, seed=cfg.seed, teachers=run.teachers(), device=run.device, lr=lr,
                         checkpointer=run.checkpointer(protocol.epochs), on_epoch=run.on_epoch, val=val,
-                        pixels=pixels)
+                        pixels=pixels, arm=cfg.arm)
     return Outcome.of_training(res, **extra)
