@@ -19,7 +19,7 @@ from ddray.registry import Registry, describe
 
 from .convnet import ConvNet, depth_problem, parse_convnet
 from .embedding import with_head_embed
-from .resnet import resnet18, resnet50
+from .resnet import DDRankingResNet18, resnet18, resnet50
 from .timm_models import build_timm, check_timm
 from .tv_models import build_tv, check_tv, fits_tv, tv_listing
 
@@ -109,6 +109,10 @@ register_family(ModelFamily(
 register_family(ModelFamily(
     "resnet18", lambda a: a.lower() == "resnet18", lambda a, c, k, s: resnet18(c, k),
     listed=(("resnet18", "CIFAR-style ResNet-18: 3×3 stride-1 stem, no max-pool, batch norm"),)))
+register_family(ModelFamily(
+    "resnet18-bn", lambda a: a.lower() == "resnet18-bn", lambda a, c, k, s: DDRankingResNet18(c, k, s),
+    listed=(("resnet18-bn", "DD-Ranking's ResNet-18-BN (not torchvision's): resnet18 with a stride-2 stem at 64 px "
+                            "and a `classifier` head, so DD-Ranking's teacher checkpoints load"),)))
 register_family(ModelFamily(
     "resnet50", lambda a: a.lower() == "resnet50", lambda a, c, k, s: resnet50(c, k),
     listed=(("resnet50", "CIFAR-style ResNet-50 (bottleneck blocks), 3×3 stem, no max-pool"),)))

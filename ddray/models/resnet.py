@@ -93,3 +93,24 @@ def resnet18(in_channels: int, num_classes: int) -> ResNet:
 
 def resnet50(in_channels: int, num_classes: int) -> ResNet:
     return ResNet(Bottleneck, (3, 4, 6, 3), in_channels, num_classes)
+
+
+class DDRankingResNet18(ResNet):
+    """DD-Ranking's own (non-torchvision) ResNet-18-BN, `ddranking.utils.networks.ResNet`.
+
+    The CIFAR-style ResNet-18 above with DD-Ranking's two differences: the stem has stride 2 for
+    64×64 input (Tiny-ImageNet), and the head is named `classifier`, so the state dicts of
+    DD-Ranking's teacher checkpoints load as they are. DD-Ranking pools with `avg_pool2d(·, 4)`,
+    which is global pooling at 32 and 64 px (its sizes) and fails at 224 px (7×7 left for a
+    512-input linear layer); here pooling is global at every size.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: int):
+        super().__init__(BasicBlock, (2, 2, 2, 2), in_channels, num_classes)
+        if image_size == 64:
+            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=2, padding=1, bias=False)
+        self.classifier = self.fc
+        del self.fc
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.embed(x))  # type: ignore[no-any-return]
