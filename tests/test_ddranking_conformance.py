@@ -50,7 +50,7 @@ def expected(row: dict[str, str]) -> dict[str, object]:
         "dataset": LOADERS[ds], "ipc": ipc, "arch": _arch(row["model"], stu, size),
         "teachers": [_arch(t, tea, size) for t in teachers], "seeds": 5,
         "labels": "hard" if not teachers else "hybrid" if len(teachers) > 1 else "soft",
-        "soft_label_mode": "S" if row["sl_mode"] == "S" else None,
+        "soft_labels": "set" if row["sl_mode"] == "S" else "teacher",
         "loss": row["crit"] if teachers else "ce", "temperature": float(row["T"]) if row["crit"] in ("kl", "sce") else None,
         "dsa": row["aug"] == "dsa", "cutmix": aug_params.get("beta"), "mixup": aug_params.get("lambda"),
         "zca": row["zca"] == "True", "aug_for_hard": None if row["aug4hard"] == "-" else row["aug4hard"] == "True",
@@ -74,7 +74,7 @@ def resolved(spec: Spec, arch: str) -> dict[str, object]:
     return {
         "dataset": next(iter(spec.datasets)), "arch": arch, "seeds": len(spec.seeds),
         "teachers": [t.arch for t in spec.teacher_list] if p.labels != "hard" else [],
-        "labels": p.labels, "soft_label_mode": getattr(p, "soft_label_mode", None) if getattr(p, "soft_label_mode", "M") != "M" else None,
+        "labels": p.labels, "soft_labels": p.soft_labels,
         "loss": p.loss, "temperature": p.temperature if p.loss in ("kl", "sce") else None,
         "dsa": a.dsa, "cutmix": a.cutmix, "mixup": a.mixup, "zca": getattr(p, "zca", False),
         "aug_for_hard": getattr(p, "aug_for_hard", None), "optimizer": p.optimizer, "weight_decay": p.weight_decay,

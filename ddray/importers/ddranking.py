@@ -17,14 +17,12 @@ full-data arm with `real_batch_size`; several teachers' logits are averaged.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ddray.errors import InputError
+from ddray.importers.ddranking_transforms import train_transforms, val_transforms
+from ddray.importers.ddranking_types import DATASETS, Imported
 
-# DD-Ranking dataset name -> (ddray loader, image size, folder under real_data_path, or None: the path itself).
-DATASETS = {"CIFAR10": ("cifar10", 32, "cifar-10-batches-py"), "CIFAR100": ("cifar100", 32, "cifar-100-python"),
-            "TinyImageNet": ("tinyimagenet", 64, None), "ImageNet1K": ("imagenet1k", 224, None)}
 LR_SEARCH = (0.001, 0.005, 0.01, 0.05, 0.1)   # ddranking 0.2.0's lr_list
 TEST_INTERVAL = 20                            # ddranking 0.2.0's test_interval: best of these evaluations
 DSA_STD = {"flip": 0.5, "rotate": 15.0, "saturation": 2.0, "brightness": 1.0, "contrast": 0.5, "scale": 1.2,
@@ -36,46 +34,7 @@ RUNTIME = {"real_data_path": "the dataset's root", "num_workers": "data-loading 
            "random_data_path": "ddray draws the random arm from the trial seed", "teacher_dir": "teacher checkpoints' folder",
            "im_size": "the dataset's size", "dataset": "the spec's dataset", "ipc": "the spec's IPC",
            "random_data_format": "ddray draws the random arm itself (stored pixels)"}
-Kind = Literal["mapped", "fixed", "differs", "ignored", "error"]
 _PATH = re.compile(r"(?:^|/)(?P<method>[^/]+)/(?P<dataset>[^/]+)/IPC(?P<ipc>\d+)(?:_[A-Za-z]+)?\.ya?ml$")
-
-
-@dataclass(frozen=True)
-class Note:
-    """What happened to one field of one config."""
-
-    field: str
-    kind: Kind
-    text: str
-
-
-@dataclass
-class Imported:
-    """One DD-Ranking config as ddray evaluates it."""
-
-    file: str                       # METHOD/DATASET/IPCk.yaml
-    method: str
-    dataset: str                    # DD-Ranking's name (CIFAR10, TinyImageNet, ...)
-    ipc: int
-    arch: str = ""
-    knobs: dict[str, Any] = field(default_factory=dict)        # protocol knobs, complete
-    teachers: list[dict[str, Any]] = field(default_factory=list)
-    full: dict[str, Any] = field(default_factory=dict)         # the spec's `full` section
-    method_params: dict[str, Any] = field(default_factory=dict)
-    seeds: int = 5
-    root: str = ""
-    notes: list[Note] = field(default_factory=list)
-
-    @property
-    def loader(self) -> str:
-        return DATASETS[self.dataset][0]
-
-    @property
-    def errors(self) -> list[str]:
-        return [f"{self.file}: {n.field}: {n.text}" for n in self.notes if n.kind == "error"]
-
-    def note(self, fld: str, kind: Kind, text: str) -> None:
-        self.notes.append(Note(fld, kind, text))
 
 
 def parse_path(path: str) -> tuple[str, str, int]:
@@ -189,11 +148,11 @@ def _teachers_and_labels(imp: Imported, cfg: dict[str, Any]) -> list[str]:
     else:
         imp.note("label_type", "mapped", f"{cfg.get('label_type')} -> labels {labels}")
     mode = cfg.get("soft_label_mode")
-    if mode == "M":
+    if mode == "M" or mode is None:
         imp.note("soft_label_mode", "mapped", "M -> the teacher(s) label every augmented batch (ddray's soft/hybrid labels)")
     else:
-        imp.knobs["soft_label_mode"] = mode
-        imp.note("soft_label_mode", "mapped", f"{mode} -> knob soft_label_mode: the set's stored soft labels; "
+        imp.knobs["soft_labels"] = "set"
+        imp.note("soft_label_mode", "mapped", f"{mode} -> soft_labels: set: the set's stored soft labels; "
                  "the random arm labelled once by the teacher")
     imp.knobs["labels"] = labels
     _loss(imp, cfg)
@@ -306,8 +265,6 @@ def _augment(imp: Imported, cfg: dict[str, Any]) -> list[str]:
 
 
 def _transforms(imp: Imported, cfg: dict[str, Any]) -> list[str]:
-    from ddray.importers.ddranking_transforms import train_transforms, val_transforms
-
     train_transforms(imp, cfg.get("custom_train_trans"))
     val_transforms(imp, cfg.get("custom_val_trans"))
     return ["custom_train_trans", "custom_val_trans"]

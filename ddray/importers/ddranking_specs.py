@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ddray.errors import InputError
-from ddray.importers.ddranking import Imported, import_config
+from ddray.importers.ddranking import import_config
+from ddray.importers.ddranking_types import Imported
 from ddray.protocols import Augment, Protocol, resolve_protocol
 
 # The DD-Ranking field each ddray knob comes from (for "needs knob" errors).
 KNOB_SOURCE = {"zca": "use_zca", "zca_eps": "use_zca", "aug_for_hard": "use_aug_for_hard",
-               "soft_label_mode": "soft_label_mode", "mse_weight": "loss_fn_kwargs", "test_resize": "custom_val_trans",
+               "soft_labels": "soft_label_mode", "mse_weight": "loss_fn_kwargs", "test_resize": "custom_val_trans",
                "random_crop_padding": "custom_train_trans", "gaussian_noise": "custom_train_trans"}
 
 

@@ -9,10 +9,9 @@ without a knob is an error naming its position in the list.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ddray.importers.ddranking import Imported
+from ddray.importers.ddranking_types import DATASETS, Imported
 
 
 def _args(t: dict[str, Any]) -> dict[str, Any]:
@@ -22,8 +21,6 @@ def _args(t: dict[str, Any]) -> dict[str, Any]:
 
 def train_transforms(imp: Imported, items: list[dict[str, Any]] | None) -> None:
     """`custom_train_trans` into `imp.knobs['augment']`, one note per transform."""
-    from ddray.importers.ddranking import DATASETS
-
     if not items:
         imp.note("custom_train_trans", "mapped", "null -> DD-Ranking's default (no per-image transform)")
         return
@@ -63,8 +60,6 @@ def train_transforms(imp: Imported, items: list[dict[str, Any]] | None) -> None:
 
 def val_transforms(imp: Imported, items: list[dict[str, Any]] | None) -> None:
     """`custom_val_trans`: Resize(r) + CenterCrop(s) is `test_resize` r/s (1: the test images as they are)."""
-    from ddray.importers.ddranking import DATASETS
-
     if not items:
         imp.note("custom_val_trans", "mapped", "null -> the test split as the loader gives it")
         return
