@@ -159,3 +159,45 @@ def test_imported_specs_plan_without_data(imported, tmp_path):
     for p in paths:
         r = CliRunner().invoke(app, ["plan", str(p), "--json"])
         assert r.exit_code == 0, (p.name, r.output)
+
+
+RDED_ARCH = {"CIFAR10": ["convnet-d3-bn"] * 3, "CIFAR100": ["convnet-d3-bn", "convnet-d3-bn", "convnet-d4-bn"],
+             "TinyImageNet": ["convnet-d4-bn"] * 3, "ImageNet1K": ["resnet18-bn"] * 3}
+RDED_BATCH = {"CIFAR10": [10, 50, 100], "CIFAR100": [20, 50, 200], "TinyImageNet": [100, 100, 200],
+              "ImageNet1K": [20, 100, 200]}
+
+
+@pytest.mark.parametrize("ds", list(RDED_ARCH))
+def test_rded_scripts_settings_resolve_as_written(imported, ds):
+    """ddranking-configs.md: ConvNet-3/4-BN or ResNet-18-BN, KL τ 20, CutMix + ShufflePatches(1) + RRC (1, 1)
+    + flip, val Resize(s//7*8) + CenterCrop(s), AdamW 0.01 cosine, 300 epochs, per-IPC syn batch, lr 0.001."""
+    for i, ipc in enumerate((1, 10, 50)):
+        name, imp = _row_of(imported, f"RDED/{ds}/IPC{ipc}.yaml")
+        spec = parse_spec(imported.specs[name])
+        check_spec(spec, data=False)
+        p = spec.student_protocol(spec.archs[0])
+        size = SIZES[ds]
+        assert spec.archs == [RDED_ARCH[ds][i]] and [t.arch for t in spec.teacher_list] == [RDED_ARCH[ds][i]]
+        assert (p.labels, p.loss, p.temperature, p.optimizer, p.weight_decay, p.schedule, p.zeta, p.epochs, p.lr) == \
+            ("soft", "kl", 20.0, "adamw", 0.01, "cosine", 2.0, 300, 0.001)
+        assert p.batch_size == RDED_BATCH[ds][i] and p.aug_for_hard is False
+        assert (p.augment.cutmix, p.augment.rrc, p.augment.flip, p.augment.patch_shuffle) == (1.0, False, True, None)
+        want_resize = (size // 7 * 8) / size
+        assert p.test_resize == (None if want_resize == 1 or ds == "ImageNet1K" else want_resize)
+        assert any(n.field == "default_lr" and n.kind == "fixed" for n in imp.notes)
+
+
+def test_edc_scripts_settings_resolve_as_written(imported):
+    """EDC (ImageNet-1k): ResNet-18-BN; five teachers with AlexNet; mse_gt 1.0 / 0.025; CutMix + ShufflePatches(2)
+    + RRC (0.5, 1) + flip; AdamW cosine; 300 epochs; batch 100."""
+    name, _ = _row_of(imported, "EDC/ImageNet1K/IPC10.yaml")
+    spec = parse_spec(imported.specs[name])
+    check_spec(spec, data=False)
+    p = spec.student_protocol(spec.archs[0])
+    assert spec.archs == ["tv:resnet18"] and spec.ipc == [1, 10, 50]
+    assert [t.arch for t in spec.teacher_list] == ["tv:resnet18", "tv:alexnet", "tv:mobilenet_v2",
+                                                    "tv:shufflenet_v2_x0_5", "tv:efficientnet_b0"]
+    assert (p.labels, p.loss, p.mse_weight, p.mse_gamma) == ("hybrid", "mse_gt", 1.0, 0.025)
+    assert (p.augment.cutmix, p.augment.patch_shuffle, p.augment.rrc, p.augment.rrc_scale, p.augment.flip) == \
+        (1.0, 2, True, (0.5, 1.0), True)
+    assert (p.optimizer, p.schedule, p.epochs, p.batch_size, p.lr) == ("adamw", "cosine", 300, 100, 0.001)
