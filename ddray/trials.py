@@ -185,7 +185,9 @@ def parse_config(data: dict[str, Any]) -> TrialConfig:
 def identity(config: BaseModel) -> tuple[Any, ...]:
     """What a trial is *of*, without how it is computed: stage, data, method, IPC, arch, arm, labels,
     augmentation, seed, track and protocol preset (and a search trial's knobs) — the coordinates a
-    report cell sits at.
+    report cell sits at. ZCA whitening counts as its own preset: whitened pixels are another input
+    space, so a zca study of the same cells is a study beside the plain one, as DD-Ranking's
+    `use_zca` configs are beside its others (the report shows it as its own track).
 
     Two trials with one identity and different keys are the same measurement made two ways (e.g.
     epochs 3 and 100 under one preset): one store holds one of them (`benchmark.conflicts`).
@@ -195,7 +197,8 @@ def identity(config: BaseModel) -> tuple[Any, ...]:
     return (getattr(config, "stage", None), config.dataset.name, method.name if method else None,  # type: ignore[attr-defined]
             getattr(config, "ipc", None), getattr(config, "arch", None), getattr(config, "arm", None),
             getattr(config, "labels", None), getattr(config, "aug", None), config.seed,  # type: ignore[attr-defined]
-            getattr(config, "track", None), protocol.get("name"), config_key(getattr(config, "knobs", None)))
+            getattr(config, "track", None), protocol.get("name"), config_key(getattr(config, "knobs", None)),
+            bool(protocol.get("zca")))
 
 
 def comparison_cell(config: BaseModel) -> str | None:

@@ -95,6 +95,25 @@ def test_rdm_and_test_pixels_of_a_zca_trial_are_whitened_with_the_train_fit(tmp_
     assert torch.allclose(data.pixels(x), expected, atol=1e-6)
 
 
+def test_sets_reach_a_zca_student_whitened_like_the_real_images():
+    """ddray's (normalized) sets and a user's [0, 1] pixels are whitened; whitened tensors are kept."""
+    from ddray.methods.files import _normalize
+    from ddray.run.stages import in_zca_space
+    from ddray.trials import EvalConfig
+
+    data = load_dataset("digits", None)
+    white = data.whitened(0.1)
+    x = data.train.take(torch.arange(20))
+    syn = next(t.config for t in planned(_spec(zca=True)).stage("eval") if t.config.arm == "syn")
+    assert isinstance(syn, EvalConfig) and syn.method.kind != "files"
+    ours = in_zca_space(data.pixels(x), syn, white)  # what the random method stored: normalized images
+    assert torch.allclose(ours, white.pixels(x), atol=1e-5)
+    assert torch.allclose(_normalize(x.float() / data.scale, white), white.pixels(x), atol=1e-6)
+    files = syn.model_copy(update={"method": syn.method.model_copy(update={"kind": "files"})})
+    assert in_zca_space(ours, files, white) is ours
+    assert in_zca_space(ours, syn, data) is ours  # no ZCA: as it is
+
+
 # ---------------------------------------------------------------- transforms
 def _images(n=6, c=3, s=12, seed=0):
     return torch.randint(0, 256, (n, c, s, s), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
@@ -233,3 +252,77 @@ def test_aug_for_hard_false_trains_hard_arms_on_the_plain_batches_and_soft_arms_
     assert torch.equal(torch.cat(seen), plain[order])  # exactly the set's images, in the seeded order
     flipped = torch.cat(_train_as_planned(soft.model_copy(update={"labels": "hard"}), data, x, y))
     assert not torch.equal(flipped, plain[order])  # the same arm with augmentation flips some
+
+
+def test_a_best_checkpoint_row_records_its_best_epoch_and_old_rows_read_it_as_null(tmp_path):
+    """DD-Ranking's test_interval: test every k epochs, report the best; the row says which epoch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import ddray.run.execute as ex
+    from ddray.run.context import WorkerEnv
+    from ddray.store import Store
+    from ddray.store.rows import verify_row
+
+    spec = _spec(checkpoint="best", eval_every=1)
+    spec["overrides"]["epochs"] = 4
+    trial = next(t for t in planned(spec).stage("eval") if t.config.arm == "rdm")
+    seen: dict[int, float] = {}
+    row = ex.execute(trial, WorkerEnv(store=str(tmp_path / "store")), CPU,
+                     on_epoch=lambda e, m: seen.__setitem__(e, m["top1"]))
+    best = max(seen, key=lambda e: (seen[e], -e))  # the first epoch of the highest test accuracy
+    assert row.best_epoch == best and row.top1 == seen[best] and row.epochs_run == 4
+    Store(str(tmp_path / "store")).write_row(row)
+    path = tmp_path / "store" / "rows" / "eval" / f"{row.key}.parquet"
+    old = pq.read_table(path).drop_columns(["best_epoch"])  # a row stored before the column existed
+    buf = pa.BufferOutputStream()
+    pq.write_table(old, buf)
+    table, problem = verify_row("eval", path.name, buf.getvalue().to_pybytes())
+    assert problem is None and table.column("best_epoch").to_pylist() == [None]
+    assert table.column("top1").to_pylist() == [row.top1]
+
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.slow  # fits ZCA on the 60000 Fashion-MNIST train images (~20 s on one core)
+def test_zca_study_on_fashion_mnist_runs_end_to_end_and_is_reported_as_its_own_track(tmp_path):
+    """Hard labels, a small slice (IPC 1, one seed, 2 epochs), ZCA on and off in one store."""
+    import os
+
+    import ddray.run.execute as ex
+    from ddray.report.build import build_report
+    from ddray.run.context import WorkerEnv
+    from ddray.store import Store
+
+    if not os.path.isfile(os.path.join(FASHION, "train-images-idx3-ubyte.gz")):
+        pytest.skip(f"Fashion-MNIST is not installed at {FASHION} (apt-get install dataset-fashion-mnist)")
+    store = Store(str(tmp_path / "store"))
+    base = {"name": "fmnist", "datasets": {"fashion-mnist": {}}, "methods": {"random": {}}, "ipc": [1],
+            "archs": ["convnet-d1-w16"], "seeds": [0], "protocol": "ddranking-hard",
+            "overrides": {"epochs": 2, "augment": {"dsa": False, "flip": True}}, "full": {"epochs": 1}}
+    zca = {**base, "name": "fmnist-zca", "overrides": {**base["overrides"], "zca": True}}
+    trials = {t.key: t for spec in (base, zca) for t in planned(spec).trials}
+    env = WorkerEnv(store=str(tmp_path / "store"))
+    for trial in sorted(trials.values(), key=lambda t: ("full", "synth", "search", "eval").index(t.stage)):
+        row = ex.execute(trial, env, CPU)
+        assert row.status == "ok" and (row.top1 is None or 0.0 <= row.top1 <= 1.0)
+        store.write_row(row)
+    zca_evals = [t for t in trials.values() if t.stage == "eval" and t.config.protocol.get("zca")]
+    assert len(zca_evals) == 4  # syn and rdm, aug on and off, all whitened
+    report = build_report(store.read_rows(), n_boot=10)
+    tracks = set(report.scores["track"])
+    assert tracks == {"fixed:zca=true", "fixed:zca=null"}, tracks
+    assert report.scores["lrs_mean"].notna().all()
+
+
+def test_a_zca_study_may_share_a_store_with_the_plain_one_but_not_change_its_epochs():
+    from ddray.benchmark import conflicts
+    from ddray.keys import canonical_json
+
+    plain = planned(_spec()).trials
+    stored = [canonical_json(t.config) for t in plain]
+    assert conflicts(planned(_spec(zca=True)).trials, stored) == []  # a study of its own
+    changed = _spec()
+    changed["overrides"]["epochs"] = 2
+    assert conflicts(planned(changed).trials, stored)  # the same measurement made another way

@@ -64,7 +64,7 @@ class RealData:
         train, test and any subset of them are whitened by `pixels` instead of normalized."""
         from .zca import zca_pixels
 
-        return replace(self, pixel_spec=zca_pixels(self.train, eps, self.scale))
+        return replace(self, pixel_spec=zca_pixels(self.train, eps, self.scale, source=self.pixels))
 
     def train_images(self, idx: Tensor, device: torch.device | str = "cpu") -> Tensor:
         """Normalized float32 train images at `idx`, normalized on `device` (what methods select and match)."""

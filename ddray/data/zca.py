@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -41,10 +41,23 @@ class Whitening(PixelSpec):
 
     matrix: Tensor = field(default_factory=lambda: torch.empty(0))
     center: Tensor = field(default_factory=lambda: torch.empty(0))
+    source: PixelSpec | None = None  # the normalization the data had before whitening
     _on: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict, repr=False)
 
     def __call__(self, x: Tensor) -> Tensor:
-        out = super().__call__(x)
+        return self.whiten(super().__call__(x))
+
+    def from_normalized(self, x: Tensor) -> Tensor:
+        """A set normalized with `source` (what ddray's methods make) in ZCA space: back to [0, 1]
+        pixels, then whitened, as DD-Ranking would whiten those images given as pixels."""
+        assert self.source is not None
+        c = x.shape[1]
+        mean = torch.tensor(self.source.mean, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        std = torch.tensor(self.source.std, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        return self.whiten(x * std + mean)
+
+    def whiten(self, out: Tensor) -> Tensor:
+        """[0, 1] float images -> (x − μ) T."""
         key = str(out.device)
         if key not in self._on:  # T and μ move to a device once
             self._on[key] = (self.matrix.to(out.device), self.center.to(out.device))
@@ -75,15 +88,18 @@ _FITS: weakref.WeakKeyDictionary[object, dict[tuple[float, float], Whitening]] =
 _LOCK = threading.Lock()
 
 
-def zca_pixels(split: Split, eps: float, scale: float = 255.0) -> Whitening:
+def zca_pixels(split: Split, eps: float, scale: float = 255.0, source: PixelSpec | None = None) -> Whitening:
     """The `Whitening` of `split` (a train split) at `eps`: from this process, the node cache, or fitted."""
     with _LOCK:
         per_split = _FITS.setdefault(split.pixels, {})
         found = per_split.get((eps, scale))
+        if found is not None and found.source != source:
+            found = replace(found, source=source)
         if found is None:
             t, mu = _cached_fit(split, eps, scale)
             c = split.shape[0]
-            found = Whitening((0.0,) * c, (1.0,) * c, scale, matrix=torch.from_numpy(t), center=torch.from_numpy(mu))
+            found = Whitening((0.0,) * c, (1.0,) * c, scale, matrix=torch.from_numpy(t), center=torch.from_numpy(mu),
+                              source=source)
             per_split[(eps, scale)] = found
         return found
 

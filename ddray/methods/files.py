@@ -29,6 +29,7 @@ import pyarrow.fs as pafs
 import torch
 from pydantic import Field, field_validator
 
+from ddray.data.zca import Whitening
 from ddray.errors import InputError
 from ddray.methods.class_folders import match_class_folders
 from ddray.methods.registry import register_method
@@ -202,7 +203,9 @@ def _finish(images: Any, labels: Any, lr: Any, data: RealData | DatasetMeta, ipc
 
 
 def _normalize(x: torch.Tensor, data: RealData) -> torch.Tensor:
-    """[0, 1] pixels -> normalized like the real data."""
+    """[0, 1] pixels -> the real data's network input: normalized, or whitened under a ZCA protocol."""
+    if isinstance(data.pixels, Whitening):
+        return data.pixels.whiten(x.float()).contiguous()
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
     return ((x - mean) / std).contiguous()

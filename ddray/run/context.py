@@ -42,6 +42,7 @@ class Outcome:
     top5: float | None = None
     loss: float | None = None
     epochs_run: int | None = None
+    best_epoch: int | None = None      # the epoch whose accuracy is reported (checkpoint: best)
     synth_s: float | None = None       # time-to-synthesize of the set made or evaluated
     synth_device: str | None = None
     protocol_json: str | None = None   # what was trained, when it differs from the config's (tuned re-runs)
@@ -49,6 +50,7 @@ class Outcome:
     @classmethod
     def of_training(cls, res: TrainResult, **extra: object) -> Outcome:
         return cls(status=res.status, top1=res.top1, top5=res.top5, loss=res.loss, epochs_run=res.epochs_run,
+                   best_epoch=res.best_epoch,
                    **extra)  # type: ignore[arg-type]
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import io
 
 import torch
+from torch import Tensor
 
+from ddray.data import RealData
+from ddray.data.zca import Whitening
 from ddray.errors import InputError
-
 from ddray.engine import evaluate, load_teacher, rdm_arm, save_teacher, train_student, train_teacher, validation_split
 from ddray.run.context import Outcome, TrialRun
 from ddray.trials import EvalConfig, FullConfig, SynthConfig
@@ -79,6 +81,7 @@ def run_eval(run: TrialRun) -> Outcome:
             # A user's set carries an lr only when read with `lr: set`, a param in this trial's key.
             # (A plugin's returned lr is not used: nothing in its keys would say so.)
             lr = ds.lr
+        x = in_zca_space(x, cfg, run.data)
         if y.ndim == 2 and cfg.labels == "hard":
             y = y.argmax(dim=1)  # a soft-label set evaluated under hard labels: its argmax classes
         extra = {"synth_s": ds.synth_seconds, "synth_device": ds.device}  # None for a user's files
@@ -94,3 +97,17 @@ def run_eval(run: TrialRun) -> Outcome:
                         checkpointer=run.checkpointer(protocol.epochs), on_epoch=run.on_epoch, val=val,
                         pixels=pixels, arm=cfg.arm)
     return Outcome.of_training(res, **extra)
+
+
+def in_zca_space(x: Tensor, cfg: EvalConfig, data: RealData) -> Tensor:
+    """A syn arm's set as a ZCA protocol sees it, in the whitened space of its real data.
+
+    A user's set is read in that space already (`load_files`): tensors with `normalized: true`
+    are taken to be whitened (MTT and DATM release their CIFAR sets so, and DD-Ranking evaluates
+    them so), [0, 1] pixels are whitened as they are read. A set ddray synthesized is normalized,
+    so it goes back to pixels and is whitened. Without ZCA the set is returned as it is.
+    """
+    white = data.pixels
+    if not isinstance(white, Whitening) or (cfg.method is not None and cfg.method.kind == "files"):
+        return x
+    return white.from_normalized(x)

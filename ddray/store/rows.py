@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ddray.keys import KEY_LENGTH
-from ddray.store.schema import ROW_SCHEMA
+from ddray.store.schema import LATER_COLUMNS, ROW_SCHEMA
 
 _KEY = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
 SUFFIX = ".parquet"
@@ -84,7 +84,9 @@ def verify_row(stage: str, name: str, data: bytes) -> tuple[pa.Table | None, str
         return None, f"holds a {row['stage']} row in rows/{stage}/"
     if not row["config_json"] or json_key(row["config_json"]) != key:
         return None, "its config does not hash to its key (edited, or written by something else)"
-    return table.cast(ROW_SCHEMA), None
+    for name in LATER_COLUMNS - set(table.column_names):  # a row stored before the column existed
+        table = table.append_column(ROW_SCHEMA.field(name), pa.nulls(1, ROW_SCHEMA.field(name).type))
+    return table.select(ROW_SCHEMA.names).cast(ROW_SCHEMA), None
 
 
 def _same_type(have: pa.DataType, want: pa.DataType) -> bool:
@@ -95,7 +97,7 @@ def _same_type(have: pa.DataType, want: pa.DataType) -> bool:
 def _schema_problem(schema: pa.Schema) -> str | None:
     want = {f.name: f.type for f in ROW_SCHEMA}
     have = {f.name: f.type for f in schema}
-    missing = [n for n in want if n not in have]
+    missing = [n for n in want if n not in have and n not in LATER_COLUMNS]
     extra = [n for n in have if n not in want]
     retyped = [f"{n} ({have[n]}, expected {want[n]})" for n in want if n in have and not _same_type(have[n], want[n])]
     parts = []

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ddray.trials import STAGES
 
-__all__ = ["COLUMNS", "ROW_SCHEMA", "STAGES", "Row"]
+__all__ = ["COLUMNS", "LATER_COLUMNS", "ROW_SCHEMA", "STAGES", "Row"]
 
 ROW_SCHEMA = pa.schema(
     [
@@ -42,6 +42,7 @@ ROW_SCHEMA = pa.schema(
         pa.field("top5", pa.float64()),
         pa.field("loss", pa.float64()),
         pa.field("epochs_run", pa.int64()),
+        pa.field("best_epoch", pa.int64()),                 # epoch whose test accuracy is top1 (checkpoint: best picks it)
         pa.field("wall_s", pa.float64()),
         pa.field("device", pa.string()),
         pa.field("synth_s", pa.float64()),                  # time-to-synthesize of the distilled set (syn and synth rows)
@@ -55,6 +56,8 @@ ROW_SCHEMA = pa.schema(
 )
 
 COLUMNS = tuple(ROW_SCHEMA.names)
+# Columns added after rows were stored: a stored row without one reads as null there (never as a bad row).
+LATER_COLUMNS = frozenset({"best_epoch"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Row:
     top5: float | None
     loss: float | None
     epochs_run: int | None
+    best_epoch: int | None
     wall_s: float | None
     device: str | None
     synth_s: float | None
