@@ -1,7 +1,8 @@
 """DD-Ranking configs imported and run end to end on the CPU, one per family, at their real image
-sizes on fixture data in the real formats: DATM on CIFAR-10 (32 px pickles; ZCA, the set's own soft
-labels, DSA, a step schedule), D4M on Tiny-ImageNet (a 64 px train/<wnid>/images tree with
-val_annotations.txt; CutMix + crop + flip, test_resize, Acc(full) from the teacher) and SRe2L on
+sizes on fixture data in the real formats: DM and DATM on CIFAR-10 (32 px pickles; hard labels,
+DSA, a step schedule and the trained full-data arm; ZCA and the set's own soft labels), D4M on
+Tiny-ImageNet (a 64 px train/<wnid>/images tree with val_annotations.txt; CutMix + crop + flip,
+test_resize, Acc(full) from the teacher) and SRe2L on
 ImageNet-1k (224 px JPEGs; a torchvision ResNet-18 teacher) — released sets in DD-Ranking's
 baselines/<METHOD>/<DATASET>/IPC<k>/ layout, teachers in its teacher_models/<DATASET>/<name>/
 layout. Only the scale is shrunk (1 seed, IPC 1, 2 epochs); every other knob is the import's."""
@@ -24,7 +25,7 @@ from tests.ddranking_configs import config, facts
 from tests.imagenet_files import WNIDS, imagenet_folder
 from tests.test_data import write_cifar_batch
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]  # three `ddray run`s, one at 224 px: minutes on two cores
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # four `ddray run`s, one at 224 px: minutes on two cores
 
 DDRAY = [sys.executable, "-m", "ddray.cli"]
 RNG = np.random.default_rng(0)
@@ -111,6 +112,16 @@ def test_datm_on_cifar10_zca_and_its_own_soft_labels(tmp_path):
     assert p["zca"] is True and p["soft_labels"] == "set" and p["loss"] == "sce"
     board = _run(spec)
     assert "DATM,,false," in board and ",cifar10,1,soft," in board
+
+
+def test_dm_on_cifar10_hard_labels_dsa_and_the_full_data_arm(tmp_path):
+    _cifar10(tmp_path / "data" / "cifar-10-batches-py")
+    _released(tmp_path / "baselines", "DM", "CIFAR10", 10, 32, soft=False, lr=None)
+    spec = _imported_spec(tmp_path, "DM/CIFAR10/IPC1.yaml", tmp_path / "data")
+    s = yaml.safe_load(spec.read_text())
+    assert s["protocol"] == "ddranking-hard" and "teachers" not in s and s["full"]["batch_size"] == 256
+    board = _run(spec)
+    assert "DM,,false," in board and ",cifar10,1,hard," in board
 
 
 def test_d4m_on_tiny_imagenet_at_64_px(tmp_path):
