@@ -47,12 +47,14 @@ def test_known_bugs_are_warnings_with_the_value_ddray_used(tmp_path):
 def test_a_field_ddray_cannot_map_is_an_error_naming_it(tmp_path):
     cfg = _row("D4M/CIFAR10/IPC1.yaml")
     cfg["custom_train_trans"].insert(1, {"name": "ColorJitter", "args": {"brightness": 0.4}})
+    cfg["custom_train_trans"][0]["args"]["ratio"] = [0.5, 2.0]
     cfg["ema_decay"] = 0.99
     _write(tmp_path, "D4M/CIFAR10/IPC1.yaml", cfg)
     r = runner.invoke(app, ["import", "ddranking", str(tmp_path)])
     assert r.exit_code == 2
     out = " ".join(r.output.split())
     assert "D4M/CIFAR10/IPC1.yaml: custom_train_trans[1]: ColorJitter" in out
+    assert "D4M/CIFAR10/IPC1.yaml: custom_train_trans[0]: RandomResizedCrop with ['ratio']" in out
     assert "D4M/CIFAR10/IPC1.yaml: ema_decay: a key ddray does not know" in out
     assert "name:" not in r.output  # no spec is printed
 

@@ -14,9 +14,23 @@ from typing import Any
 from ddray.importers.ddranking_types import DATASETS, Imported
 
 
+# The arguments each mapped transform may carry; any other one is an error, never dropped.
+ARGS = {"RandomResizedCrop": {"size", "scale", "antialias"}, "RandomCrop": {"size", "padding"},
+        "RandomHorizontalFlip": {"p"}, "GaussianNoise": {"mean", "sigma", "clip"}, "ShufflePatches": {"factor"},
+        "ToTensor": set(), "Normalize": {"mean", "std"}, "Resize": {"size", "antialias"}, "CenterCrop": {"size"}}
+
+
 def _args(t: dict[str, Any]) -> dict[str, Any]:
     args = t.get("args") or {}
     return dict(args) if isinstance(args, dict) else {}
+
+
+def _unmapped_args(imp: Imported, where: str, t: dict[str, Any]) -> bool:
+    """True (and an error note) when a known transform carries an argument ddray has no knob for."""
+    extra = sorted(set(_args(t)) - ARGS.get(str(t.get("name")), set(_args(t))))
+    if extra:
+        imp.note(where, "error", f"{t.get('name')} with {extra}: no ddray knob for {', '.join(extra)}")
+    return bool(extra)
 
 
 def train_transforms(imp: Imported, items: list[dict[str, Any]] | None) -> None:
@@ -28,6 +42,8 @@ def train_transforms(imp: Imported, items: list[dict[str, Any]] | None) -> None:
     aug: dict[str, Any] = imp.knobs.setdefault("augment", {})
     for i, t in enumerate(items):
         where, name, a = f"custom_train_trans[{i}]", t.get("name"), _args(t)
+        if _unmapped_args(imp, where, t):
+            continue
         if name == "RandomResizedCrop" and a.get("size", size) in (size, [size, size]):
             scale = tuple(float(x) for x in a.get("scale", (0.08, 1.0)))
             if scale == (1.0, 1.0):  # RDED's RandomResizedCrop(scale=(1, 1)): the whole image, resized to itself
@@ -65,6 +81,8 @@ def val_transforms(imp: Imported, items: list[dict[str, Any]] | None) -> None:
         return
     size = DATASETS[imp.dataset][1]
     names = [t.get("name") for t in items]
+    if any([_unmapped_args(imp, f"custom_val_trans[{i}]", t) for i, t in enumerate(items)]):
+        return
     core = [t for t in items if t.get("name") not in ("ToTensor", "Normalize")]
     if [t.get("name") for t in core] != ["Resize", "CenterCrop"] or _args(core[1]).get("size") != size:
         imp.note("custom_val_trans", "error", f"{names}: ddray maps Resize(r) + CenterCrop({size}) only")
