@@ -29,7 +29,7 @@ DSA_STD = {"flip": 0.5, "rotate": 15.0, "saturation": 2.0, "brightness": 1.0, "c
            "crop": 0.125, "cutout": 0.5}
 LEARNED_LR = ("MTT", "DATM")                  # methods whose released sets ship lr.pt
 # Keys that change no number: where files are, how many workers, where results go.
-RUNTIME = {"real_data_path": "the dataset's root", "num_workers": "data-loading workers", "device": "ddray places trials",
+RUNTIME = {"real_data_path": "the dataset's root", "device": "ddray places trials",
            "dist": "ddray places trials (one process per trial)", "save_path": "rows go to the spec's store",
            "random_data_path": "ddray draws the random arm from the trial seed", "teacher_dir": "teacher checkpoints' folder",
            "im_size": "the dataset's size", "dataset": "the spec's dataset", "ipc": "the spec's IPC",
@@ -302,6 +302,10 @@ def _batches_and_full(imp: Imported, cfg: dict[str, Any]) -> list[str]:
 def _seeds_and_lr(imp: Imported, cfg: dict[str, Any]) -> list[str]:
     imp.seeds = int(cfg.get("num_eval") or 5)
     imp.note("num_eval", "mapped", f"{imp.seeds} -> seeds 0..{imp.seeds - 1}")
+    if cfg.get("num_workers"):
+        imp.cpu = int(cfg["num_workers"])
+        imp.note("num_workers", "mapped", f"{imp.cpu} -> resources.{imp.arch}.cpu (a trial's CPUs, its torch threads); "
+                 "the GPU fraction is ddray's per-arch default")
     if "default_lr" in cfg:
         imp.knobs["lr"] = float(cfg["default_lr"])
         imp.note("default_lr", "fixed", f"{cfg['default_lr']}: 0.2.0 does not read it (a config) or rejects it "
@@ -323,4 +327,4 @@ def _seeds_and_lr(imp: Imported, cfg: dict[str, Any]) -> list[str]:
     if cfg.get("random_data_format") == "tensor" and cfg.get("soft_label_mode") == "S":
         imp.note("random_data_format", "fixed", "tensor with soft_label_mode S (0.2.0 fails labelling it): "
                  "ddray draws the random arm from the trial seed and labels it with the teacher")
-    return ["num_eval", "default_lr", "syn_lr", "random_data_format"]
+    return ["num_eval", "num_workers", "default_lr", "syn_lr", "random_data_format"]

@@ -114,7 +114,7 @@ def missing_knobs(over: dict[str, Any]) -> list[str]:
 def _group_key(imp: Imported) -> str:
     preset = preset_for(imp)
     return json.dumps([imp.dataset, imp.arch, preset, overrides(preset, imp.knobs), imp.teachers, imp.full,
-                       imp.seeds, imp.root], sort_keys=True)
+                       imp.seeds, imp.root, imp.cpu], sort_keys=True)
 
 
 def group(configs: list[Imported]) -> list[tuple[list[str], list[int], list[Imported]]]:
@@ -146,6 +146,8 @@ def spec_dict(methods: list[str], ipcs: list[int], imps: list[Imported], sets: s
     if first.teachers:
         spec["teachers"] = [dict(t) for t in first.teachers]
     spec["full"] = dict(first.full)
+    if first.cpu:
+        spec["resources"] = {first.arch: {"cpu": first.cpu}}
     return spec
 
 

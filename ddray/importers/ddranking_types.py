@@ -38,6 +38,7 @@ class Imported:
     full: dict[str, Any] = field(default_factory=dict)         # the spec's `full` section
     method_params: dict[str, Any] = field(default_factory=dict)
     seeds: int = 5
+    cpu: int | None = None          # CPUs per trial (num_workers)
     root: str = ""
     notes: list[Note] = field(default_factory=list)
 
