@@ -44,7 +44,7 @@ class Augment(_Knobs):
     """Batched, on-device augmentation applied to every training batch when the arm's aug is on."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"random_crop_padding", "gaussian_noise"})
+    ADDED_LATER: ClassVar[frozenset[str]] = frozenset({"random_crop_padding", "gaussian_noise", "patch_shuffle_strips"})
 
     dsa: bool = Field(False, description="DSA: one random op per batch among dsa_ops, DD-Ranking's parameters (scale 1.2, rotate 15°, crop 0.125, cutout 0.5)")
     dsa_ops: tuple[str, ...] = Field(DSA_OPS, description="the DSA ops to draw from")
@@ -54,6 +54,7 @@ class Augment(_Knobs):
     cutmix: float | None = Field(None, gt=0, description="CutMix with Beta(β, β) box areas; null = off")
     mixup: float | None = Field(None, gt=0, description="Mixup with Beta(α, α) weights; null = off")
     patch_shuffle: int | None = Field(None, ge=2, description="shuffle a k×k grid of patches; null = off (DD-Ranking's ShufflePatches(1) is the identity: null)")
+    patch_shuffle_strips: bool = Field(False, description="patch_shuffle as DD-Ranking's ShufflePatches (EDC, RDED): shuffle the k column strips, then the k row strips, instead of any permutation of the k×k patches")
     random_crop_padding: int | None = Field(None, ge=1, description="RandomCrop(size, padding=p): zero-pad by p, crop a random window of the input size (SRe2L on CIFAR: 4); null = off")
     gaussian_noise: float | None = Field(None, gt=0, description="add N(0, σ²) noise to the normalized batch, unclipped (torchvision's GaussianNoise after Normalize, SRe2L Tiny IPC 50: 0.1); null = off")
 

@@ -331,7 +331,12 @@ class Spec(_Strict):
         return next((t.checkpoint for t in self.teacher_list if t.arch == arch and t.checkpoint), None)
 
     def full_protocol(self, dataset: str) -> Protocol:
-        return full_recipe(self.dataset_loader(dataset), self.full.overrides)
+        """The full-data arm's recipe; a `real_batch_size` in `overrides` is its batch unless `full:`
+        says otherwise (DD-Ranking's eval configs give the full-data arm's batch that way)."""
+        knobs = dict(self.full.overrides)
+        if self.overrides.get("real_batch_size") is not None:
+            knobs.setdefault("real_batch_size", self.overrides["real_batch_size"])
+        return full_recipe(self.dataset_loader(dataset), knobs)
 
     def dataset_loader(self, dataset: str) -> str:
         return self.datasets[dataset].loader or dataset

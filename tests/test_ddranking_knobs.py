@@ -225,6 +225,8 @@ def test_syn_batch_size_is_the_batch_of_syn_and_rdm_arms_and_real_batch_size_the
     trials = planned(_spec(syn_batch_size=32, real_batch_size=512)).stage("eval")
     rdm = next(t.config for t in trials if t.config.arm == "rdm" and t.config.aug)
     assert "real_batch_size" not in rdm.protocol  # an eval arm's key does not hold the full arm's knob
+    full = next(t.config for t in planned(_spec(syn_batch_size=32, real_batch_size=512)).stage("full"))
+    assert full.recipe.batch_for("full") == 512
     x, y = rdm_arm(data, rdm.ipc, rdm.seed)
     sizes = [len(b) for b in _train_as_planned(rdm, data, x, y)]
     assert sizes == [32, 32, 32, 4]  # 100 images in batches of syn_batch_size, not batch_size 16
@@ -326,3 +328,29 @@ def test_a_zca_study_may_share_a_store_with_the_plain_one_but_not_change_its_epo
     changed = _spec()
     changed["overrides"]["epochs"] = 2
     assert conflicts(planned(changed).trials, stored)  # the same measurement made another way
+
+
+def _ddranking_shuffle_patches(img: torch.Tensor, factor: int, col_perm, row_perm) -> torch.Tensor:
+    """DD-Ranking's ShufflePatches(factor) on one C×H×W image, its random.shuffle replaced by given orders."""
+    def shuffle(im, order):
+        tw = im.shape[2] // factor
+        patches = [im[..., i * tw:(i + 1) * tw] for i in range(factor)]
+        return torch.cat([patches[j] for j in order], -1)
+
+    img = shuffle(img, col_perm).permute(0, 2, 1)
+    return shuffle(img, row_perm).permute(0, 2, 1)
+
+
+def test_patch_shuffle_strips_is_ddrankings_shuffle_patches():
+    from ddray.engine.augment import patch_shuffle
+
+    x = torch.randn(5, 3, 12, 12)
+    out = patch_shuffle(x, torch.Generator().manual_seed(4), 3, strips=True)
+    gen = torch.Generator().manual_seed(4)  # the same draws: column orders, then row orders
+    cols = torch.argsort(torch.rand(5, 3, generator=gen), dim=1)
+    rows = torch.argsort(torch.rand(5, 3, generator=gen), dim=1)
+    for i in range(5):
+        assert torch.equal(out[i], _ddranking_shuffle_patches(x[i], 3, cols[i].tolist(), rows[i].tolist()))
+    grid = patch_shuffle(x, torch.Generator().manual_seed(4), 3)
+    assert not torch.equal(grid, out)  # the default permutes the 9 patches freely
+    assert "patch_shuffle_strips" not in Augment(patch_shuffle=2).model_dump()

@@ -121,5 +121,4 @@ def _cached_fit(split: Split, eps: float, scale: float) -> tuple[np.ndarray, np.
     entry = cache.open(eid, layout) or cache.build(eid, layout, {"kind": "zca", "of": split_id, "eps": eps}, fill)
     if entry is None:  # over the cache budget: fitted here, not kept
         return fit_zca(split.chunks(chunk), eps, scale)
-    arr = np.asarray(entry.x)
-    return np.array(arr[:d]), np.array(arr[d])
+    return entry.x[:d], entry.x[d]  # views of the shared memory map: one copy per node, in the page cache

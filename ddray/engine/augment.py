@@ -174,9 +174,11 @@ def random_resized_crop(
     return _affine(x, theta.to(x.device), align_corners=False)
 
 
-def patch_shuffle(x: Tensor, gen: torch.Generator, k: int) -> Tensor:
+def patch_shuffle(x: Tensor, gen: torch.Generator, k: int, strips: bool = False) -> Tensor:
     """Cut each image into a k×k grid and permute the patches (its own permutation per sample).
 
+    `strips`: DD-Ranking's `ShufflePatches(k)`: the k column strips are shuffled, then the k row
+    strips, so patch (r, c) comes from (σ(r), τ(c)); otherwise any of the (k²)! arrangements.
     When the side is not a multiple of k, the bottom/right remainder stays where it is.
     """
     b, c, h, w = x.shape
@@ -184,7 +186,12 @@ def patch_shuffle(x: Tensor, gen: torch.Generator, k: int) -> Tensor:
     if ph == 0 or pw == 0:
         return x
     hh, ww = ph * k, pw * k
-    perm = torch.argsort(torch.rand(b, k * k, generator=gen), dim=1).to(x.device)
+    if strips:
+        cols = torch.argsort(torch.rand(b, k, generator=gen), dim=1)
+        rows = torch.argsort(torch.rand(b, k, generator=gen), dim=1)
+        perm = (rows.unsqueeze(2) * k + cols.unsqueeze(1)).view(b, k * k).to(x.device)
+    else:
+        perm = torch.argsort(torch.rand(b, k * k, generator=gen), dim=1).to(x.device)
     core = x[:, :, :hh, :ww].reshape(b, c, k, ph, k, pw).permute(0, 2, 4, 1, 3, 5).reshape(b, k * k, c, ph, pw)
     core = core.gather(1, perm.view(b, k * k, 1, 1, 1).expand(-1, -1, c, ph, pw))
     core = core.view(b, k, k, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, hh, ww)
@@ -281,8 +288,8 @@ def build_augment(augment: Augment, fill: Sequence[float] | None = None) -> Augm
     if augment.flip:
         ops.append(flip)
     if augment.patch_shuffle:
-        k = augment.patch_shuffle
-        ops.append(lambda x, g: patch_shuffle(x, g, k))
+        k, strips = augment.patch_shuffle, augment.patch_shuffle_strips
+        ops.append(lambda x, g: patch_shuffle(x, g, k, strips))
     if augment.gaussian_noise:
         sigma = augment.gaussian_noise
         ops.append(lambda x, g: gaussian_noise(x, g, sigma))

@@ -354,7 +354,10 @@ def train_student(
     if protocol.compile:  # the teacher's no-grad forward fuses like the student's (shared modules stay untouched)
         frozen = [compiled(t) for t in frozen]
     targets = _Targets(y, labels, protocol, frozen)
-    augment = build_augment(protocol.augment, fill=padding_fill(data)) if aug and protocol.augment.active else None
+    augment = None
+    if aug and protocol.augment.active:
+        fill = padding_fill(data) if protocol.augment.random_crop_padding else None
+        augment = build_augment(protocol.augment, fill=fill)
     test = evaluation_set(data.test, device)
     val = None if val is None else (_maybe_on_device(val[0], device), _maybe_on_device(val[1], device))
 
