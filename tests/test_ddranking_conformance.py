@@ -198,6 +198,6 @@ def test_edc_scripts_settings_resolve_as_written(imported):
     assert [t.arch for t in spec.teacher_list] == ["tv:resnet18", "tv:alexnet", "tv:mobilenet_v2",
                                                     "tv:shufflenet_v2_x0_5", "tv:efficientnet_b0"]
     assert (p.labels, p.loss, p.mse_weight, p.mse_gamma) == ("hybrid", "mse_gt", 1.0, 0.025)
-    assert (p.augment.cutmix, p.augment.patch_shuffle, p.augment.rrc, p.augment.rrc_scale, p.augment.flip) == \
-        (1.0, 2, True, (0.5, 1.0), True)
+    assert (p.augment.cutmix, p.augment.patch_shuffle, p.augment.patch_shuffle_strips, p.augment.rrc,
+            p.augment.rrc_scale, p.augment.flip) == (1.0, 2, True, True, (0.5, 1.0), True)
     assert (p.optimizer, p.schedule, p.epochs, p.batch_size, p.lr) == ("adamw", "cosine", 300, 100, 0.001)

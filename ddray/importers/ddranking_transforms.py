@@ -62,10 +62,10 @@ def train_transforms(imp: Imported, items: list[dict[str, Any]] | None) -> None:
             imp.note(where, "mapped", f"GaussianNoise(σ {aug['gaussian_noise']:g}) -> augment.gaussian_noise")
         elif name == "ShufflePatches":
             factor = int(a.get("factor", 1))
-            if factor > 1:
-                aug["patch_shuffle"] = factor
-            imp.note(where, "mapped", f"ShufflePatches({factor}) -> " + (f"augment.patch_shuffle {factor}" if factor > 1
-                                                                        else "the identity, no knob"))
+            if factor > 1:  # DD-Ranking's shuffles the column strips, then the row strips
+                aug.update(patch_shuffle=factor, patch_shuffle_strips=True)
+            imp.note(where, "mapped", f"ShufflePatches({factor}) -> " + (
+                f"augment.patch_shuffle {factor}, patch_shuffle_strips" if factor > 1 else "the identity, no knob"))
         elif name == "ToTensor":
             imp.note(where, "mapped", "ToTensor: ddray keeps uint8 pixels until the device")
         elif name == "Normalize":
