@@ -325,6 +325,35 @@ def submit(spec: SpecArg,
             raise typer.Exit(1)
 
 
+import_app = typer.Typer(no_args_is_help=True, help="Other tools' evaluation configs as ddray specs.")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("ddranking")
+@user_errors
+def import_ddranking(paths: Annotated[list[Path], typer.Argument(help="DD-Ranking configs (METHOD/DATASET/IPCk.yaml) or folders of them, e.g. DD-Ranking's eval/", show_default=False)],
+                     out_path: Annotated[Optional[Path], typer.Option("--out", help="a spec file (.yaml, when the configs make one spec) or a folder (one spec per protocol group, and ddranking-import.md); default: the specs on stdout")] = None,
+                     sets: Annotated[str, typer.Option(help="folder of DD-Ranking's released sets: <sets>/<METHOD>/<DATASET>/IPC<k>/images.pt, labels.pt, lr.pt")] = "baselines",
+                     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show every field's mapping, not only fixes and differences")] = False) -> None:
+    """DD-Ranking configs as ddray specs, field by field: what was mapped, fixed, or could not be (exit 2)."""
+    from ddray.importers.ddranking_specs import check_specs, import_ddranking as run_import, spec_yaml, write_specs
+
+    imports = run_import(list(paths), sets=sets)
+    kinds = ("mapped", "fixed", "differs", "ignored") if verbose else ("fixed", "differs")
+    for imp in imports.configs:
+        for n in imp.notes:
+            if n.kind in kinds:
+                err.print(f"[yellow]{n.kind}[/yellow] {imp.file}: {n.field}: {escape(n.text)}", soft_wrap=True)
+    problems = imports.errors or check_specs(imports.specs)
+    if problems:
+        raise InputError(problems)
+    if out_path is None:
+        print("\n---\n".join(spec_yaml(name, imports) for name in imports.specs), end="")
+        return
+    written = write_specs(imports, out_path)
+    err.print(f"{len(imports.configs)} configs -> {len(written)} spec(s) (one per protocol group) in {out_path}", soft_wrap=True)
+
+
 def _mount_cluster() -> None:
     try:
         from ddray.cluster.cli import cluster_app

@@ -75,15 +75,18 @@ def arm_protocol(protocol: Protocol, labels: str, aug: bool) -> dict[str, Any]:
     """The knobs one arm trains with: hard labels train with CE, soft ones with the protocol's soft loss.
 
     Knobs the plan has already spent are reset, so they cannot split keys of equal trials:
-    `aug_for_hard` is in the arm's `aug` flag (`Protocol.augments`), and `real_batch_size` is
-    the full-data arm's, never an eval arm's.
+    `aug_for_hard` is in the arm's `aug` flag (`Protocol.augments`), `real_batch_size` is
+    the full-data arm's, never an eval arm's, and `soft_labels` says nothing to a hard-label arm.
     """
     loss = protocol.loss
     if labels == "hard":
         loss = "ce"
     elif loss == "ce":
         loss = "kl"
-    p = protocol.model_copy(update={"labels": labels, "loss": loss, "aug_for_hard": None, "real_batch_size": None})
+    update: dict[str, Any] = {"labels": labels, "loss": loss, "aug_for_hard": None, "real_batch_size": None}
+    if labels == "hard":
+        update["soft_labels"] = "teacher"  # where soft targets come from cannot change a hard-label trial
+    p = protocol.model_copy(update=update)
     knobs = p.model_dump(mode="json")
     if not aug:
         knobs.pop("augment")  # augmentation knobs cannot change an un-augmented trial's numbers

@@ -79,7 +79,8 @@ class Protocol(_Knobs):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     ADDED_LATER: ClassVar[frozenset[str]] = frozenset({
-        "zca", "zca_eps", "syn_batch_size", "real_batch_size", "aug_for_hard", "mse_weight", "test_resize"})
+        "zca", "zca_eps", "syn_batch_size", "real_batch_size", "aug_for_hard", "mse_weight", "test_resize",
+        "soft_labels"})
 
     name: str = Field(description="preset this protocol was resolved from")
     epochs: int = Field(gt=0, description="training epochs E")
@@ -101,6 +102,7 @@ class Protocol(_Knobs):
     kl_t2: bool = Field(False, description="multiply the KL loss by τ²")
     mse_gamma: float = Field(0.1, ge=0, description="mse_gt: weight γ of the cross-entropy term")
     mse_weight: float = Field(1.0, ge=0, description="mse_gt: weight of the MSE term (EDC: 1.0, with mse_gamma 0.025)")
+    soft_labels: Literal["teacher", "set"] = Field("teacher", description="soft/hybrid targets: teacher = the teacher(s) label every augmented batch (DD-Ranking's soft_label_mode M); set = a distilled set's stored (N, K) logits, and the rdm arm's images labelled once, un-augmented, by the teacher(s) (mode S, DATM)")
     aug_for_hard: bool | None = Field(None, description="DD-Ranking's use_aug_for_hard: false trains hard-label arms without augmentation; null/true: the arm's aug decides")
     zca: bool = Field(False, description="ZCA-whiten real pixels (train, rdm, test) with the fit on the whole train split (kornia ZCAWhitening, as DD-Ranking/MTT/DATM); no mean/std normalization first; a distilled set must be in ZCA space")
     zca_eps: float = Field(0.1, gt=0, description="ZCA: eps added to the covariance eigenvalues")

@@ -14,7 +14,7 @@ keeping the batch's overall logit scale, which the KL temperature then acts on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -54,3 +54,20 @@ def prepare_teachers(teachers: Sequence[nn.Module], device: torch.device) -> lis
             p.requires_grad_(False)
         out.append(t)
     return out
+
+
+@torch.no_grad()
+def label_once(teachers: Sequence[nn.Module], x: Tensor, prep: Callable[[Tensor], Tensor] | None, hybrid: bool,
+               device: torch.device, batch: int = 256) -> Tensor:
+    """Fixed (N, K) float32 logits of a set, labelled once on its un-augmented images.
+
+    DD-Ranking's soft_label_mode S: a distilled set brings its own soft labels, and the random
+    baseline it is compared with gets the teacher's logits of its images, computed once before
+    training (not on every augmented batch). `prep` turns stored pixels into network input.
+    """
+    frozen = prepare_teachers(teachers, device)
+    out = []
+    for i in range(0, int(x.shape[0]), batch):
+        xb = x[i:i + batch].to(device)
+        out.append(teacher_logits(frozen, prep(xb) if prep is not None else xb.float(), hybrid).cpu())
+    return torch.cat(out)

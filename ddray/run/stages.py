@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 
+import torch
 from torch import Tensor
 
 from ddray.data import RealData
 from ddray.data.zca import Whitening
+from ddray.errors import InputError
 from ddray.engine import evaluate, load_teacher, rdm_arm, save_teacher, train_student, train_teacher, validation_split
 from ddray.run.context import Outcome, TrialRun
 from ddray.trials import EvalConfig, FullConfig, SynthConfig
@@ -51,6 +53,20 @@ def run_synth(run: TrialRun) -> Outcome:
     return Outcome(synth_s=ds.synth_seconds, synth_device=ds.device)
 
 
+def set_soft_labels(x, y, teachers, pixels, labels: str, device, arm: str) -> torch.Tensor:
+    """`soft_labels: set` (DD-Ranking's mode S): a distilled set's stored (N, K) logits are its
+    targets; the rdm arm's class ids become the teacher(s)' logits of its images, computed once."""
+    from ddray.engine.labels import label_once
+
+    if y.ndim == 2:
+        return y
+    if arm == "syn" or not teachers:
+        raise InputError("soft_labels: set needs a distilled set with (N, K) soft labels (labels.pt), and a teacher "
+                         "for the rdm arm; this one has class ids" + ("" if arm == "syn" else " and no teacher"),
+                         path="soft_labels")
+    return label_once(teachers, x, pixels, labels == "hybrid", torch.device(device))
+
+
 def run_eval(run: TrialRun) -> Outcome:
     """A student trained on the syn or rdm arm under the arm's protocol, tested on the real test split."""
     cfg: EvalConfig = run.config  # type: ignore[assignment]
@@ -72,9 +88,12 @@ def run_eval(run: TrialRun) -> Outcome:
     else:  # rdm: class-balanced random real subset drawn from the trial seed
         x, y = rdm_arm(run.data, cfg.ipc, cfg.seed)  # stored pixels of just those images
         pixels = run.data.pixels
+    teachers = run.teachers()
+    if protocol.soft_labels == "set" and cfg.labels != "hard":
+        y, teachers = set_soft_labels(x, y, teachers, pixels, cfg.labels, run.device, cfg.arm), []
     val = validation_split(run.data, protocol.val_fraction, cfg.seed)[1] if isinstance(protocol.lr, tuple) else None
     res = train_student(x.to(run.device), y.to(run.device), run.data, cfg.arch, protocol, labels=cfg.labels,
-                        aug=cfg.aug, seed=cfg.seed, teachers=run.teachers(), device=run.device, lr=lr,
+                        aug=cfg.aug, seed=cfg.seed, teachers=teachers, device=run.device, lr=lr,
                         checkpointer=run.checkpointer(protocol.epochs), on_epoch=run.on_epoch, val=val,
                         pixels=pixels, arm=cfg.arm)
     return Outcome.of_training(res, **extra)
