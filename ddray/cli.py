@@ -162,6 +162,9 @@ def run(spec: SpecArg,
     for bad, moved in summary.quarantined:
         rerun = f", trial {bad.key} reruns" if bad.key else ""
         err.print(f"[yellow]bad row[/yellow] {bad.path}: {bad.reason}; moved to {moved}{rerun}", soft_wrap=True)
+    for bad, moved in summary.stale:
+        err.print(f"[yellow]stale row[/yellow] {bad.path}: {bad.reason}; set aside in {moved}, trial {bad.key} reruns",
+                  soft_wrap=True)
     _print_summary(s.name, summary, spec, uri)
     raise typer.Exit(summary.exit_code)
 

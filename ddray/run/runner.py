@@ -51,6 +51,7 @@ class RunSummary:
     interrupted: bool = False
     gave_up_after_s: float | None = None
     quarantined: list[tuple[BadRow, str]] = field(default_factory=list)
+    stale: list[tuple[BadRow, str]] = field(default_factory=list)   # rows of inputs that changed, set aside
 
     @property
     def exit_code(self) -> int:
@@ -172,11 +173,18 @@ def _tune(searcher, todo: list[Trial], env: dict[str, Any], owner: str, max_fail
     tuner.fit()
 
 
-def _pending(plan: Plan, store: Store, retry_errored: bool, summary: RunSummary) -> tuple[set[str], list[Trial]]:
-    """(stored keys, trials to run): bad row files are moved to quarantine first, so they rerun."""
+def _pending(plan: Plan, store: Store, retry_errored: bool, summary: RunSummary,
+             roots: dict[str, str | None]) -> tuple[set[str], list[Trial]]:
+    """(stored keys, trials to run): bad row files are moved to quarantine first, and rows whose
+    files or data changed to stale/ (`ddray.freshness`), so both rerun."""
+    from ddray.freshness import stale_rows
+
     scan = store.scan()
     summary.quarantined = list(zip(scan.bad, store.quarantine(scan.bad)))
-    stored = {k for keys in scan.keys.values() for k in keys}
+    stale = [BadRow(s.stage, f"{s.key}.parquet", store.row_path(s.stage, s.key), s.reason)
+             for s in stale_rows(plan.by_key, scan.table.select(["key", "stage", "inputs_json"]).to_pylist(), roots)]
+    summary.stale = list(zip(stale, store.quarantine(stale, folder="stale")))
+    stored = {k for keys in scan.keys.values() for k in keys} - {b.key for b in stale}
     todo = [t for t in plan.trials if t.key not in stored]
     if retry_errored:
         errors = store.errors_of()
@@ -202,7 +210,8 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
              roots: dict[str, str | None] | None = None, max_wait_s: float | None = None) -> RunSummary:
     """Run every planned trial missing from the store; return what happened."""
     summary = RunSummary(planned=len(plan.trials), already=0)
-    stored, todo = _pending(plan, store, retry_errored, summary)
+    roots = roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()}
+    stored, todo = _pending(plan, store, retry_errored, summary, roots)
     if not todo:
         return summary
     init_ray(address, verbose)
@@ -217,7 +226,7 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     gpus = resolve_gpus(todo, 1.0 if capacity.may_have_gpus else 0.0)
     # Workers run in other directories (and on other nodes): give them an absolute location.
     env = {"store": store.loc.root if store.loc.is_local else store.uri,
-           "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
+           "roots": roots,
            "checkpoint_every": spec.runtime.checkpoint_every, "cache_gb": spec.runtime.cache_gb}
     queue = ReadyQueue(todo, stored, expected_work)
     configs = {t.key: {**t.to_dict(), "gpu": gpus[t.key]} for t in todo}

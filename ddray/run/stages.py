@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 
+from ddray.digests import bytes_digest
 from ddray.engine import evaluate, load_teacher, rdm_arm, save_teacher, train_student, train_teacher, validation_split
 from ddray.run.context import Outcome, TrialRun
 from ddray.trials import EvalConfig, FullConfig, SynthConfig
@@ -30,6 +31,7 @@ def run_full(run: TrialRun) -> Outcome:
     buf = io.BytesIO()
     save_teacher(res.model, buf)  # type: ignore[arg-type]
     run.store.put_artifact("teachers", run.key, "weights.pt", buf.getvalue())
+    run.store.put_artifact("teachers", run.key, "weights.digest", bytes_digest(buf.getvalue()).encode())
     return Outcome.of_training(res)
 
 
