@@ -11,6 +11,7 @@ from ddray.report import metrics
 from ddray.report.aggregate import Settings, accuracy_table, cell_scores, per_seed, synth_table, tuning_table
 from ddray.report.frame import prepare_rows
 from ddray.report.intervals import add_intervals
+from ddray.report.provenance import provenance
 from ddray.report.rankings import kendall, rankings, seed_bootstrap
 
 
@@ -30,6 +31,8 @@ class Report:
     - `tuning`: fixed vs tuned per cell with gains (empty unless both tracks are present).
     - `synth`: time-to-synthesize per (method, dataset, ipc).
     - `newest_finished_at`: when the newest trial row finished (UTC), the date a leaderboard entry carries.
+    - `provenance`: per cell, what produced its rows (keys, engine and ddray versions, input
+      digests, hardware, hosts, when): `report/provenance.py`.
     """
 
     settings: Settings
@@ -42,6 +45,7 @@ class Report:
     synth: pd.DataFrame
     warnings: tuple[str, ...] = field(default_factory=tuple)
     newest_finished_at: pd.Timestamp | None = None
+    provenance: tuple[dict, ...] = field(default_factory=tuple)   # per cell: report/provenance.py
 
     @property
     def tracks(self) -> list[str]:
@@ -103,6 +107,7 @@ def build_report(
         synth=synth,
         warnings=tuple(dict.fromkeys(warnings)),  # one line per fact, however many tracks share it
         newest_finished_at=_newest(rows),
+        provenance=tuple(provenance(rows)),
     )
 
 

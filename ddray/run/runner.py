@@ -112,6 +112,24 @@ def _absolute(path: str | None) -> str | None:
     return os.path.abspath(os.path.expanduser(path))
 
 
+def absolute_inputs(config: dict[str, Any]) -> dict[str, Any]:
+    """A config with its input files' paths absolute, for workers that run in other directories.
+
+    Keys leave these paths out (`trials.key_dump`), so this changes what a worker reads from, never
+    which trial it is; a relative `files:` path means what it meant where `ddray run` was typed.
+    """
+    out = dict(config)
+    method = out.get("method")
+    if isinstance(method, dict) and method.get("files"):
+        out["method"] = {**method, "files": _absolute(method["files"])}
+    if out.get("checkpoint"):
+        out["checkpoint"] = _absolute(out["checkpoint"])
+    if out.get("teachers"):
+        out["teachers"] = [{**t, "checkpoint": _absolute(t["checkpoint"])} if t.get("checkpoint") else t
+                           for t in out["teachers"]]
+    return out
+
+
 def init_ray(address: str | None, verbose: bool) -> None:
     import logging
 
@@ -229,7 +247,8 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
            "roots": roots,
            "checkpoint_every": spec.runtime.checkpoint_every, "cache_gb": spec.runtime.cache_gb}
     queue = ReadyQueue(todo, stored, expected_work)
-    configs = {t.key: {**t.to_dict(), "gpu": gpus[t.key]} for t in todo}
+    configs = {t.key: {**t.to_dict(), "config": absolute_inputs(t.config.model_dump(mode="json")), "gpu": gpus[t.key]}
+               for t in todo}
     os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if verbose else "0"  # one line per failure instead (bar)
     owner = new_owner()  # this run's id: the leases its workers take carry it
     with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress,
