@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, TINY_SPEC, planned
-from ddray.digests import file_digest, path_digest
 from ddray.errors import InputError
 from ddray.store.rows import verify_row
 from ddray.store.schema import ROW_SCHEMA
@@ -26,6 +25,8 @@ FIXTURES = REPO / "tests" / "fixtures" / "rows"
 # ------------------------------------------------------------------------------------ digests
 
 def test_a_file_is_hashed_once_per_version(tmp_path):
+    from ddray.digests import file_digest
+
     f = tmp_path / "images.pt"
     f.write_bytes(b"a" * 1000)
     first = file_digest(f)
@@ -42,6 +43,8 @@ def test_a_file_is_hashed_once_per_version(tmp_path):
 
 
 def test_a_folder_digest_is_its_content_wherever_it_is(tmp_path):
+    from ddray.digests import path_digest
+
     a = tmp_path / "a" / "ipc1"
     a.mkdir(parents=True)
     (a / "images.pt").write_bytes(b"pixels")
@@ -115,11 +118,7 @@ def test_a_newer_layout_with_extra_columns_is_read_not_quarantined():
     pq.write_table(table, buf)
     read, why = verify_row(p.parent.name, p.name, buf.getvalue())
     assert why is None and read.to_pylist()[0]["schema_version"] == 9
-
-
-def test_a_row_without_identity_columns_is_still_bad():
-    p = _rows("v1")[0]
-    buf = io.BytesIO()
+    buf = io.BytesIO()                         # but a row without its identity columns is still no row
     pq.write_table(pq.read_table(p).drop_columns(["config_json"]), buf)
     assert verify_row(p.parent.name, p.name, buf.getvalue())[1] == "not a ddray row: missing column(s) config_json"
 
@@ -135,12 +134,20 @@ def test_a_stored_config_this_version_cannot_read_is_a_named_message():
 
 # ------------------------------------------------------------------------------------ versions
 
-def test_rows_record_the_package_version():
+def test_rows_record_the_package_version_the_engine_and_the_hardware():
     from importlib.metadata import version
 
-    import ddray
+    import torch
 
-    assert ddray.__version__ == version("ddray")
+    from ddray.engine import ENGINE_VERSION
+    from ddray.run.context import Outcome
+    from ddray.run.execute import hardware_name, make_row
+
+    trial = planned(TINY_SPEC).stage("eval")[0]
+    row = make_row(trial, Outcome(top1=0.5), 1.0, "cpu", {"data": "abc"}, hardware_name(torch.device("cpu")))
+    assert row.ddray_version == version("ddray") and row.engine_version == ENGINE_VERSION
+    assert row.hardware and row.hardware == hardware_name(torch.device("cpu")) and row.schema_version == 2
+    assert json.loads(row.inputs_json) == {"data": "abc"}
 
 
 def test_rows_of_two_engine_versions_are_reported_apart():

@@ -104,7 +104,8 @@ def test_a_teacher_replaced_in_place_recomputes_its_soft_label_rows(ray_local, t
     _teacher(ckpt, seed=0)
     uri = str(tmp_path / "store")
     soft = [{"arm": "rdm", "labels": "soft", "aug": False}]
-    spec = _spec(methods={"random": {}}, arms=soft, teachers={"arch": "convnet-d1-w16", "checkpoint": str(ckpt)})
+    spec = _spec(methods={"mine": {"files": str(tmp_path / "unread")}}, arms=soft,   # rdm arms only: no synthesis
+                 teachers={"arch": "convnet-d1-w16", "checkpoint": str(ckpt)})
     assert _run(spec, uri).stored == 1
     _teacher(ckpt, seed=1)                                        # fine-tuned into the same file
     grown = _run({**spec, "seeds": [0, 1]}, uri)
@@ -128,8 +129,8 @@ def test_a_dataset_root_pointed_at_other_data_is_recomputed_and_a_copy_is_not(ra
     uri = str(tmp_path / "store")
 
     def spec(root: Path) -> dict:
-        return _spec(datasets={"imgs": {"loader": "imagefolder", "root": str(root)}}, methods={"random": {}},
-                     arms=[{"arm": "rdm", "labels": "hard", "aug": False}])
+        return _spec(datasets={"imgs": {"loader": "imagefolder", "root": str(root)}},
+                     methods={"mine": {"files": str(tmp_path / "unread")}}, arms=[{"arm": "rdm", "labels": "hard", "aug": False}])
 
     assert _run(spec(tmp_path / "small"), uri).stored == 1
     same = _run(spec(tmp_path / "mounted-elsewhere"), uri)
