@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,24 @@ def file_digests(config: Any) -> dict[str, str]:
     return out
 
 
+_PRINTS: dict[int, tuple[weakref.ref, str]] = {}
+
+
 def data_fingerprint(data: Any) -> str:
     """What real data a trial read, wherever it is mounted: class names, per-class train counts,
     test size, and the node cache's fingerprint of the source files (relative names, sizes, mtimes;
     `data.cache.fingerprint`). In-memory datasets (digits) have no files: their classes and counts
-    are what they are."""
+    are what they are. Computed once per loaded dataset in a process (an ImageNet split is a
+    million `stat` calls; loaded data is shared by the trials of a worker)."""
+    known = _PRINTS.get(id(data))
+    if known is not None and known[0]() is data:
+        return known[1]
+    fp = _fingerprint(data)
+    _PRINTS[id(data)] = (weakref.ref(data), fp)
+    return fp
+
+
+def _fingerprint(data: Any) -> str:
     parts: dict[str, Any] = {"classes": list(data.classes),
                              "train": data.train.labels.bincount(minlength=len(data.classes)).tolist(),
                              "test": int(len(data.test.labels))}
