@@ -166,6 +166,13 @@ def test_rows_of_two_engine_versions_are_reported_apart():
     assert {t.split(":")[-1] for t in two.tracks} == {"engine=1", "engine=2"}
     assert set(pd.DataFrame(two.provenance)["engine_versions"].map(len)) <= {1, 2}
 
+    from ddray.report.provenance import provenance_html
+    from ddray.report.render import report_json
+
+    cells = report_json(two)["provenance"]
+    assert cells and all({"keys", "engine_versions", "inputs", "hardware", "last_finished"} <= set(c) for c in cells)
+    assert provenance_html(cells).count("<tr>") == len(cells) + 1
+
 
 # ------------------------------------------------------------------------------------ teachers, audit
 
