@@ -211,3 +211,19 @@ def test_an_audit_of_rows_just_written_is_exact(tmp_path):
     assert result.exact and result.reproduces, audit_text([result])
     assert result.inputs == "match" and result.hardware.startswith("same") and result.engine.startswith("same")
     assert {p: p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file()} == before   # only read
+
+
+def test_plan_needs_no_data_and_names_trials_whose_files_are_absent(tmp_path):
+    from typer.testing import CliRunner
+
+    from conftest import write_spec
+    from ddray.cli import app
+
+    spec = _files_spec(str(tmp_path / "not-here" / "ipc{ipc}"))
+    path = write_spec(tmp_path / "spec.yaml", spec)
+    result = CliRunner().invoke(app, ["plan", str(path), "--store", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    assert "cannot be resolved yet" in " ".join(result.output.split()) and "not-here" in result.output
+    listed = CliRunner().invoke(app, ["plan", str(path), "--store", str(tmp_path / "store"), "--json"])
+    trials = json.loads(listed.output)["trials"]
+    assert any(t["absent_inputs"] for t in trials) and not all(t["absent_inputs"] for t in trials)
