@@ -1,3 +1,8 @@
 """ddray: Ray-distributed evaluation orchestrator for dataset distillation."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the installed distribution's version (pyproject.toml), so a release bump reaches every row
+    __version__ = version("ddray")
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"

@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from pydantic import ValidationError
+
+import ddray
 from ddray.errors import InputError
 from ddray.plan import Plan, make_plan, merge_plans
 from ddray.spec import Spec, parse_spec
 from ddray.spec_check import resolve_methods
 from ddray.store import Store
+from ddray.store.rows import json_key
 from ddray.trials import Trial, identity, parse_config
 from ddray.yaml_strict import parse_yaml
 
@@ -73,7 +77,7 @@ def conflicts(trials: Iterable[Trial], config_jsons: Iterable[str], limit: int =
     """
     stored: dict[tuple[Any, ...], str] = {}
     for text in config_jsons:
-        config = parse_config(json.loads(text))
+        config = _stored_config(text)
         stored.setdefault(identity(config), config.key)
     out = []
     for t in trials:
@@ -83,6 +87,20 @@ def conflicts(trials: Iterable[Trial], config_jsons: Iterable[str], limit: int =
             if len(out) >= limit:
                 break
     return out
+
+
+def _stored_config(text: str):  # -> TrialConfig
+    """A stored row's config; InputError naming the row when this ddray cannot read it (another version's)."""
+    try:
+        return parse_config(json.loads(text))
+    except (ValidationError, ValueError) as e:
+        errors = e.errors() if isinstance(e, ValidationError) else [{"loc": (), "msg": str(e)}]
+        first = errors[0] if errors else {"loc": (), "msg": str(e)}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "config"
+        raise InputError(
+            f"the stored row {json_key(text) or '?'} has a config this ddray ({ddray.__version__}) cannot read "
+            f"({where}: {first.get('msg')}); it was written by another ddray version: run this spec with that "
+            "version (the row's ddray_version column), or into a new store", path="store") from None
 
 
 def open_benchmark(uri: str, require_spec: bool = True) -> Benchmark:

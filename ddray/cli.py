@@ -96,8 +96,12 @@ def plan(spec: SpecArg,
         st = Store(uri)
         stored = st.stored_keys()
     if as_json:
+        from ddray.freshness import absent_inputs
+
+        absent = absent_inputs(p.trials)
         print(json.dumps({"name": s.name, "counts": p.counts(),
-                          "trials": [{**t.to_dict(), "done": t.key in stored} for t in p.trials]}, indent=1))
+                          "trials": [{**t.to_dict(), "done": t.key in stored, "absent_inputs": absent.get(t.label, [])}
+                                     for t in p.trials]}, indent=1))
         return
     table = Table(title=f"{s.name}: {len(p.trials)} trials", title_justify="left")
     for col in ("stage", "trials", "done", "cpu", "gpu"):
@@ -111,6 +115,19 @@ def plan(spec: SpecArg,
         table.add_row(stage, str(len(ts)), str(sum(t.key in stored for t in ts)),
                       ",".join(f"{c:g}" for c in cpus), ",".join(gpus))
     out.print(table)
+    _print_absent(p.trials)
+
+
+def _print_absent(trials) -> None:
+    """Trials whose input files are not on this machine: their keys are known, what they read is not yet."""
+    from ddray.freshness import absent_inputs
+
+    absent = absent_inputs(trials)
+    if absent:
+        paths = sorted({p for ps in absent.values() for p in ps})
+        out.print(f"{len(absent)} trial(s) cannot be resolved yet here: their input file(s) are absent "
+                  f"({', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}); their stored rows are checked "
+                  "against those files where they are (ddray run)", soft_wrap=True)
 
 
 @app.command()
@@ -162,6 +179,9 @@ def run(spec: SpecArg,
     for bad, moved in summary.quarantined:
         rerun = f", trial {bad.key} reruns" if bad.key else ""
         err.print(f"[yellow]bad row[/yellow] {bad.path}: {bad.reason}; moved to {moved}{rerun}", soft_wrap=True)
+    for bad, moved in summary.stale:
+        err.print(f"[yellow]stale row[/yellow] {bad.path}: {bad.reason}; set aside in {moved}, trial {bad.key} reruns",
+                  soft_wrap=True)
     _print_summary(s.name, summary, spec, uri)
     raise typer.Exit(summary.exit_code)
 
@@ -259,6 +279,29 @@ def report(store: Annotated[str, typer.Argument(help="store URI")],
     text = report_store(store, fmt=format, out_dir=out_dir, lam=lam, gamma=gamma, compat=compat)
     if text:  # `> file` gives the very bytes the page's download buttons give: no extra blank line
         print(text, end="" if text.endswith("\n") else "\n")
+
+
+@app.command()
+@user_errors
+def audit(store: Annotated[str, typer.Argument(help="store URI (only read)")],
+          sample: Annotated[int, typer.Option("--sample", help="how many stored trials to re-run")] = 3,
+          only: Annotated[Optional[list[str]], _only_option()] = None,
+          stage: Annotated[str, typer.Option("--stage", help="which stage's rows: eval | full")] = "eval",
+          seed: Annotated[int, typer.Option("--seed", help="seed of the random choice of trials")] = 0,
+          as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON")] = False) -> None:
+    """Re-run N stored trials into a scratch store: exact or by how much, inputs' digests, hardware, engine."""
+    from ddray.audit import audit_store, audit_text
+    from ddray.plan import parse_only
+
+    if stage not in ("eval", "full"):
+        raise InputError(f"must be eval or full, not '{stage}'", path="--stage")
+    try:
+        picked = parse_only(only or [])
+    except ValueError as e:
+        raise InputError(str(e), path="--only") from None
+    results = audit_store(store, sample=sample, only=picked, stage=stage, seed=seed)
+    print(json.dumps([r.to_dict() for r in results], indent=1) if as_json else audit_text(results))
+    raise typer.Exit(0 if all(r.reproduces for r in results) else 1)
 
 
 @app.command()

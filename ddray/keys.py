@@ -30,3 +30,18 @@ def canonical_json(obj: Any) -> str:
 def config_key(config: Any) -> str:
     """Stable hex key of a resolved config."""
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:KEY_LENGTH]
+
+
+def canonical_numbers(value: Any) -> Any:
+    """`value` with integral floats written as ints, in nested dicts and lists (bools untouched).
+
+    Why: YAML reads `100` and `100.0` as different types, and a key hashes JSON text; method
+    params and dataset options are free-form, so the same value spelled two ways must hash one way.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: canonical_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical_numbers(v) for v in value]
+    return value

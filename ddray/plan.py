@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ddray.errors import InputError
+from ddray.keys import canonical_numbers
 from ddray.protocols import Protocol
 from ddray.spec import ArmSpec, Spec, resources_for
 from ddray.trials import (
@@ -68,7 +69,7 @@ def _plan(name: str, trials: Iterable[Trial]) -> Plan:
 
 def _dataset_ref(spec: Spec, name: str) -> DatasetRef:
     ds = spec.datasets[name]
-    return DatasetRef(name=name, loader=ds.loader or name, options=dict(ds.options))
+    return DatasetRef(name=name, loader=ds.loader or name, options=canonical_numbers(dict(ds.options)))
 
 
 def arm_protocol(protocol: Protocol, labels: str, aug: bool) -> dict[str, Any]:
@@ -175,7 +176,7 @@ def _method_ref(spec: Spec, name: str, dataset: str, ipc: int) -> MethodRef:
     m = spec.methods[name]
     kind = m.resolved_kind(name)
     files = m.files.format(dataset=dataset, ipc=ipc) if kind in _NO_SYNTH_KINDS else None  # type: ignore[union-attr]
-    return MethodRef(name=name, kind=kind, params=m.params, files=files)
+    return MethodRef(name=name, kind=kind, params=m.key_params, files=files)
 
 
 def _arms(spec: Spec, method: str) -> list[ArmSpec]:

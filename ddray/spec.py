@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ddray.errors import InputError, did_you_mean
+from ddray.keys import canonical_numbers
 from ddray.plain_numbers import PlainNumbers
 from ddray.protocols import PRESETS, LabelSetting, Protocol, full_recipe, resolve_protocol
 
@@ -63,10 +64,18 @@ class MethodSpec(BaseModel):
     # stays pure and a plugin that fails to import is an error, never a silently dropped teacher.
     _needs_teacher: bool | None = PrivateAttr(None)
     _trained_arch: str | None = PrivateAttr(None)    # features: trained -> the arch of its full-data weights
+    _defaults: dict[str, Any] = PrivateAttr(default_factory=dict)  # the registry's defaults of its params
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def key_params(self) -> dict[str, Any]:
+        """The params as a trial key names them: numbers in one spelling (`keys.canonical_numbers`), and
+        a param written out at its registry default left out (it trains as if absent, so it is the same trial)."""
+        params = canonical_numbers(self.params)
+        return {k: v for k, v in params.items() if not (k in self._defaults and self._defaults[k] == v)}
 
     def _resolved(self) -> None:
         if self._needs_teacher is None:

@@ -9,11 +9,12 @@ must know from the registries (which methods need a teacher), so planning stays 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from ddray.errors import InputError, did_you_mean
+from ddray.keys import canonical_numbers
 from ddray.protocols import PRESETS, Protocol
 from ddray.spec import Spec, load_spec_text, parse_spec, validation_problems
 
@@ -70,7 +71,15 @@ def method_problems(spec: Spec) -> list[str]:
             continue
         m._needs_teacher = entry.requires_teacher(params)
         m._trained_arch = entry.requires_trained(params)
+        m._defaults = param_defaults(entry.params_model)
     return problems
+
+
+def param_defaults(model: type) -> dict[str, Any]:
+    """A params model's plain defaults (what a param written out at its default equals)."""
+    fields = getattr(model, "model_fields", {})
+    return {n: canonical_numbers(f.default) for n, f in fields.items()
+            if not f.is_required() and f.default_factory is None}
 
 
 def resolve_methods(spec: Spec) -> Spec:

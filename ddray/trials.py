@@ -14,12 +14,14 @@ union is discriminated on `stage`, and code reads `config.arm`, never `cfg["arm"
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_serializer, model_validator
 
-from ddray.keys import canonical_json, config_key
+from ddray.keys import KEY_LENGTH, canonical_json, config_key
 from ddray.protocols import LabelSetting, Protocol
 
 STAGES = ("full", "synth", "search", "eval")
@@ -77,6 +79,40 @@ class TeacherRef(_Frozen):
         return self.key or self.checkpoint or ""
 
 
+LOCATION = "file"
+"""What a key sees of a loaded teacher's or pretrained checkpoint's path: that it is a file."""
+
+
+def key_dump(data: dict[str, Any]) -> dict[str, Any]:
+    """A config's JSON dict as its key hashes it: where its external files are is left out.
+
+    Why: a path is where an input lives, not what it is (like a dataset root, which never entered
+    a key). The same set under another path, relative or absolute, with or without a trailing `/`,
+    is the same trial; what the files *are* is recorded in the row (`inputs_json`, digests of their
+    bytes) and checked against the files before a stored row is reused (`ddray.digests`).
+    A config without such paths is returned as is, so its key is byte-identical to earlier ones.
+    """
+    out = dict(data)
+    method = out.get("method")
+    if isinstance(method, dict) and "files" in method:
+        out["method"] = {k: v for k, v in method.items() if k != "files"}
+    if out.get("checkpoint"):
+        out["checkpoint"] = LOCATION
+    teachers = out.get("teachers")
+    if teachers:
+        out["teachers"] = [{**t, "checkpoint": LOCATION} if t.get("checkpoint") else t for t in teachers]
+    return out
+
+
+def json_config_key(config_json: str) -> str:
+    """The key of a stored config text (a row's `config_json`): what `_Config.key` gave for it."""
+    data = json.loads(config_json)
+    stripped = key_dump(data) if isinstance(data, dict) else data
+    if stripped == data:  # no paths: hash the stored text itself, as every earlier version did
+        return hashlib.sha256(config_json.encode()).hexdigest()[:KEY_LENGTH]
+    return config_key(stripped)
+
+
 class ValSplit(_Frozen):
     """The held-out part of the real train split a search validates on."""
 
@@ -90,11 +126,12 @@ class _Config(_Frozen):
 
     @property
     def key(self) -> str:
-        """The content key: hash of the canonical JSON of this config (DESIGN §1, a contract).
+        """The content key: hash of the canonical JSON of this config, paths of external files left
+        out (`key_dump`; DESIGN §1, a contract).
 
         Computed, never cached on the model: `model_copy(update=...)` would carry a stale one.
         """
-        return config_key(self.model_dump(mode="json"))
+        return config_key(key_dump(self.model_dump(mode="json")))
 
     @property
     def handler(self) -> str:
@@ -205,7 +242,7 @@ def comparison_cell(config: BaseModel) -> str | None:
     """Key of everything but arm, method and synthesis of an eval config; None for other stages."""
     if getattr(config, "stage", None) != "eval":
         return None
-    data = config.model_dump(mode="json")
+    data = key_dump(config.model_dump(mode="json"))
     return config_key({k: v for k, v in data.items() if k not in ("arm", "method", "synth")})
 
 

@@ -8,6 +8,12 @@ One module per job: `augment` (batched seeded augmentation), `losses`, `schedule
 
 from __future__ import annotations
 
+ENGINE_VERSION = "1"
+"""Bump whenever a change can move a trial's numbers (training loop, augmentation, losses, data
+order, models, methods, defaults): every row records it, and the report never averages rows of two
+engine versions in one cell. `tests/test_golden_numbers.py` fails when a fixed tiny CPU trial's
+numbers change while this stays the same."""
+
 from .arms import holdout_split, random_subset, rdm_arm, validation_split
 from .augment import AugOut, build_augment
 from .checkpoint import Checkpointer, MemoryCheckpointer
@@ -18,6 +24,7 @@ from .train import TrainResult, train_student
 from .validate import training_set_problems, validate_training_set
 
 __all__ = [
+    "ENGINE_VERSION",
     "AugOut",
     "Checkpointer",
     "EvalScores",

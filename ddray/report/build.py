@@ -11,6 +11,7 @@ from ddray.report import metrics
 from ddray.report.aggregate import Settings, accuracy_table, cell_scores, per_seed, synth_table, tuning_table
 from ddray.report.frame import prepare_rows
 from ddray.report.intervals import add_intervals
+from ddray.report.provenance import provenance
 from ddray.report.rankings import kendall, rankings, seed_bootstrap
 
 
@@ -32,6 +33,8 @@ class Report:
     - `newest_finished_at`: when the newest trial row finished (UTC), the date a leaderboard entry carries.
     - `coverage`: per (track, dataset, arch, method, IPC) seeds planned / stored / errored and the
       cell's state (`report/coverage.py`); None when the report was built from rows alone.
+    - `provenance`: per cell, what produced its rows (keys, engine and ddray versions, input
+      digests, hardware, hosts, when): `report/provenance.py`.
     """
 
     settings: Settings
@@ -45,6 +48,7 @@ class Report:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     newest_finished_at: pd.Timestamp | None = None
     coverage: pd.DataFrame | None = None
+    provenance: tuple[dict, ...] = field(default_factory=tuple)   # per cell: report/provenance.py
 
     @property
     def tracks(self) -> list[str]:
@@ -126,6 +130,7 @@ def build_report(
         synth=synth,
         warnings=tuple(dict.fromkeys(warnings)),  # one line per fact, however many tracks share it
         newest_finished_at=_newest(rows),
+        provenance=tuple(provenance(rows)),
     )
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ddray.errors import InputError
+from ddray.report.provenance import engine_versions
 from ddray.report.variants import assign_variants, split_track
-from ddray.store.schema import COLUMNS, STAGES
+from ddray.store.schema import STAGES
 
 ARMS = ("syn", "rdm", "full")
 TRACKS = ("fixed", "tuned")
@@ -40,7 +41,7 @@ def prepare_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     has no cell. Raises InputError naming the column for missing columns, unknown stage/arm/track
     values, or accuracies outside [0, 1] (percentages).
     """
-    missing = [c for c in COLUMNS if c not in rows.columns]
+    missing = [c for c in KEEP if c not in rows.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)} (expected ddray.store.schema.ROW_SCHEMA)", path="rows")
     df = rows.loc[:, list(KEEP)].copy()
@@ -65,10 +66,27 @@ def prepare_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     # Null aug on an eval row means "the protocol's augmentation as configured", i.e. on.
     df["aug"] = df["aug"].astype(object).where(df["aug"].notna(), True).astype(bool)
     df.loc[df["stage"] == "full", "arm"] = "full"
+    apart = _engines_apart(df, engine_versions(rows))
     df, warnings = assign_variants(df)
+    warnings = apart + warnings
     df["variant"] = split_track(df["track"])[1]
     df["jk"] = _join_key(df)
     return df.drop(columns=["key", "cell", "protocol_json", "config_json"]), warnings
+
+
+def _engines_apart(df: pd.DataFrame, engines: pd.Series) -> list[str]:
+    """Rows of different engine versions go to different tracks (`fixed:engine=2`), in place.
+
+    Why: an engine change can move numbers, so a cell of old and new rows would average two
+    measurements; the report shows each engine's numbers apart and says so. A store of one engine
+    version (the usual case) keeps its tracks as they are.
+    """
+    versions = sorted(set(engines))
+    if len(versions) <= 1:
+        return []
+    df["track"] = df["track"].astype(str) + ":engine=" + engines.to_numpy()
+    return [f"rows of engine versions {', '.join(versions)} are reported apart as tracks ':engine=V' "
+            "(never averaged together); rerun the older ones to compare them"]
 
 
 def _join_key(df: pd.DataFrame) -> np.ndarray:

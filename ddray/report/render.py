@@ -27,6 +27,7 @@ from ddray.report.export import leaderboard_csv
 from ddray.report.html import html_page
 from ddray.report.latex import latex_unified
 from ddray.report.plots import Figure, draw_figures
+from ddray.report.provenance import provenance_html
 
 FORMATS = ("table", "md", "csv", "json", "html", "leaderboard", "latex")
 
@@ -114,6 +115,7 @@ def report_json(report: Report) -> dict[str, Any]:
                      "ci": st.ci, "units": "accuracies are fractions in [0, 1]; scores are raw (display ×100 unless compat)"},
         "warnings": list(report.warnings),
         "tables": {name: _records(frame) for name, frame in report.tables().items()},
+        "provenance": list(report.provenance),
     }
 
 
@@ -122,7 +124,8 @@ def render_html(report: Report, figures: list[Figure] | None = None) -> str:
     if figures is None:
         with tempfile.TemporaryDirectory() as tmp:
             return render_html(report, draw_figures(report, tmp))
-    return html_page(_header(report), display_tables(report), figures, explore_data(report), report.coverage)
+    return html_page(_header(report), display_tables(report), figures, explore_data(report), report.coverage,
+                     blocks=(provenance_html(list(report.provenance)),))
 
 
 def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "scores", **build_kwargs: Any) -> str:

@@ -24,12 +24,18 @@ from typing import Any
 import pandas as pd
 
 from ddray.keys import canonical_json
+from ddray.trials import key_dump
 
 _ARM_SET = ("labels", "loss", "augment")   # knobs the arm, not the recipe, decides (or that aug-off rows lack)
 
 
 def _recipe(config: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """(base protocol, augmentation, teacher) of an eval row's config, as canonical JSON texts."""
+    """(base protocol, augmentation, teacher) of an eval row's config, as canonical JSON texts.
+
+    Seen as its key sees it (`trials.key_dump`): a teacher checkpoint's path is where it is, not
+    which recipe; what the file was is the row's `inputs_json`, checked by `ddray run`.
+    """
+    config = key_dump(config)
     protocol = dict(config.get("protocol") or {})
     augment = protocol.get("augment") if config.get("aug") else None
     base = {k: v for k, v in protocol.items() if k not in _ARM_SET}
@@ -39,6 +45,7 @@ def _recipe(config: dict[str, Any]) -> tuple[str, str | None, str | None]:
 
 
 def _full_recipe(config: dict[str, Any]) -> str:
+    config = key_dump(config)
     return canonical_json({k: config.get(k) for k in ("protocol", "checkpoint")})
 
 

@@ -15,7 +15,10 @@ from datetime import datetime, timezone
 import torch
 
 import ddray
+from ddray.digests import trial_inputs
+from ddray.engine import ENGINE_VERSION
 from ddray.engine.train import EpochCallback
+from ddray.keys import canonical_json
 from ddray.run.context import Outcome, TrialRun, WorkerEnv, load_data
 from ddray.run.stages import run_eval, run_full, run_synth
 from ddray.run.tuned import run_search, run_tuned
@@ -38,16 +41,35 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (what a row's numbers on CPU are reproducible on), else its architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_name(device: torch.device) -> str:
+    """What computed the numbers: the GPU's name on CUDA, the CPU's model otherwise."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+
+
 def execute(trial: Trial, env: WorkerEnv, device: torch.device, on_epoch: EpochCallback | None = None) -> Row:
     """Run one trial and return its store row (not yet written)."""
     t0 = time.perf_counter()
     run = TrialRun(trial=trial, config=trial.config, env=env, store=Store(env.store), device=device,
                    data=load_data(trial.config, env), on_epoch=on_epoch)
+    inputs = trial_inputs(trial.config, run.data)  # before the run: what it reads is what it records
     outcome = HANDLERS[trial.config.handler](run)
-    return make_row(trial, outcome, time.perf_counter() - t0, device_name(device))
+    return make_row(trial, outcome, time.perf_counter() - t0, device_name(device), inputs, hardware_name(device))
 
 
-def make_row(trial: Trial, out: Outcome, wall_s: float, device: str) -> Row:
+def make_row(trial: Trial, out: Outcome, wall_s: float, device: str, inputs: dict[str, str] | None = None,
+             hardware: str | None = None) -> Row:
     """The stored row of a finished trial: its config's columns, its outcome, and provenance."""
     c = trial.config
     ident = identity_columns(c, trial.key)
@@ -61,4 +83,6 @@ def make_row(trial: Trial, out: Outcome, wall_s: float, device: str) -> Row:
         synth_s=out.synth_s, synth_device=out.synth_device,
         ddray_version=ddray.__version__, torch_version=torch.__version__, hostname=socket.gethostname(),
         finished_at=datetime.now(timezone.utc).replace(microsecond=0),
+        engine_version=ENGINE_VERSION, inputs_json=canonical_json(inputs) if inputs is not None else None,
+        hardware=hardware,
     )

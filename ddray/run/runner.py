@@ -53,6 +53,7 @@ class RunSummary:
     signum: int = 2                  # the signal that interrupted the run: SIGINT (2) or SIGTERM (15)
     gave_up_after_s: float | None = None
     quarantined: list[tuple[BadRow, str]] = field(default_factory=list)
+    stale: list[tuple[BadRow, str]] = field(default_factory=list)   # rows of inputs that changed, set aside
 
     @property
     def exit_code(self) -> int:
@@ -111,6 +112,24 @@ def _absolute(path: str | None) -> str | None:
     if path is None or "://" in path:
         return path
     return os.path.abspath(os.path.expanduser(path))
+
+
+def absolute_inputs(config: dict[str, Any]) -> dict[str, Any]:
+    """A config with its input files' paths absolute, for workers that run in other directories.
+
+    Keys leave these paths out (`trials.key_dump`), so this changes what a worker reads from, never
+    which trial it is; a relative `files:` path means what it meant where `ddray run` was typed.
+    """
+    out = dict(config)
+    method = out.get("method")
+    if isinstance(method, dict) and method.get("files"):
+        out["method"] = {**method, "files": _absolute(method["files"])}
+    if out.get("checkpoint"):
+        out["checkpoint"] = _absolute(out["checkpoint"])
+    if out.get("teachers"):
+        out["teachers"] = [{**t, "checkpoint": _absolute(t["checkpoint"])} if t.get("checkpoint") else t
+                           for t in out["teachers"]]
+    return out
 
 
 def init_ray(address: str | None, verbose: bool) -> None:
@@ -174,11 +193,18 @@ def _tune(searcher, todo: list[Trial], env: dict[str, Any], owner: str, max_fail
     tuner.fit()
 
 
-def _pending(plan: Plan, store: Store, retry_errored: bool, summary: RunSummary) -> tuple[set[str], list[Trial]]:
-    """(stored keys, trials to run): bad row files are moved to quarantine first, so they rerun."""
+def _pending(plan: Plan, store: Store, retry_errored: bool, summary: RunSummary,
+             roots: dict[str, str | None]) -> tuple[set[str], list[Trial]]:
+    """(stored keys, trials to run): bad row files are moved to quarantine first, and rows whose
+    files or data changed to stale/ (`ddray.freshness`), so both rerun."""
+    from ddray.freshness import stale_rows
+
     scan = store.scan()
     summary.quarantined = list(zip(scan.bad, store.quarantine(scan.bad)))
-    stored = {k for keys in scan.keys.values() for k in keys}
+    stale = [BadRow(s.stage, f"{s.key}.parquet", store.row_path(s.stage, s.key), s.reason)
+             for s in stale_rows(plan.by_key, scan.table.select(["key", "stage", "inputs_json"]).to_pylist(), roots)]
+    summary.stale = list(zip(stale, store.quarantine(stale, folder="stale")))
+    stored = {k for keys in scan.keys.values() for k in keys} - {b.key for b in stale}
     todo = [t for t in plan.trials if t.key not in stored]
     if retry_errored:
         errors = store.errors_of()
@@ -204,7 +230,8 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
              roots: dict[str, str | None] | None = None, max_wait_s: float | None = None) -> RunSummary:
     """Run every planned trial missing from the store; return what happened."""
     summary = RunSummary(planned=len(plan.trials), already=0)
-    stored, todo = _pending(plan, store, retry_errored, summary)
+    roots = roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()}
+    stored, todo = _pending(plan, store, retry_errored, summary, roots)
     if not todo:
         return summary
     init_ray(address, verbose)
@@ -219,10 +246,11 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     gpus = resolve_gpus(todo, 1.0 if capacity.may_have_gpus else 0.0)
     # Workers run in other directories (and on other nodes): give them an absolute location.
     env = {"store": store.loc.root if store.loc.is_local else store.uri,
-           "roots": roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()},
+           "roots": roots,
            "checkpoint_every": spec.runtime.checkpoint_every, "cache_gb": spec.runtime.cache_gb}
     queue = ReadyQueue(todo, stored, expected_work)
-    configs = {t.key: {**t.to_dict(), "gpu": gpus[t.key]} for t in todo}
+    configs = {t.key: {**t.to_dict(), "config": absolute_inputs(t.config.model_dump(mode="json")), "gpu": gpus[t.key]}
+               for t in todo}
     os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if verbose else "0"  # one line per failure instead (bar)
     owner = new_owner()  # this run's id: the leases its workers take carry it
     with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress,

@@ -15,6 +15,7 @@ from torch import Tensor
 from ddray.data import RealData
 from ddray.data.zca import Whitening
 from ddray.errors import InputError
+from ddray.digests import bytes_digest
 from ddray.engine import evaluate, load_teacher, rdm_arm, save_teacher, train_student, train_teacher, validation_split
 from ddray.run.context import Outcome, TrialRun
 from ddray.trials import EvalConfig, FullConfig, SynthConfig
@@ -36,6 +37,7 @@ def run_full(run: TrialRun) -> Outcome:
     buf = io.BytesIO()
     save_teacher(res.model, buf)  # type: ignore[arg-type]
     run.store.put_artifact("teachers", run.key, "weights.pt", buf.getvalue())
+    run.store.put_artifact("teachers", run.key, "weights.digest", bytes_digest(buf.getvalue()).encode())
     return Outcome.of_training(res)
 
 

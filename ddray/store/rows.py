@@ -5,16 +5,19 @@ A file name is a claim, not a proof: a truncated write, a Parquet file of anothe
 forever and feed wrong numbers to the report. A row proves itself when
 
 - its name is `<key>.parquet` with a well-formed key,
-- it parses as Parquet with exactly the row schema (`ROW_SCHEMA`) and holds one row,
+- it parses as Parquet with the identity columns of a row (`schema.REQUIRED`) and holds one row,
 - that row's `key` is the file's key and its `stage` the folder's, and
 - its `config_json` hashes to that key (the key *is* the hash of the resolved config).
+
+A row of an older or newer layout is not a bad row: `conform` gives it today's columns (an older
+row's missing ones get their default, a newer row's extra ones are ignored), so upgrading ddray,
+or two drivers of different versions on one store, never quarantines or recomputes a finished trial.
 
 Pure: bytes in, a table or a reason out; the store decides what to do with a bad row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from dataclasses import dataclass
@@ -23,7 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ddray.keys import KEY_LENGTH
-from ddray.store.schema import LATER_COLUMNS, ROW_SCHEMA
+from ddray.store.schema import REQUIRED, ROW_SCHEMA
+from ddray.trials import json_config_key
 
 _KEY = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
 SUFFIX = ".parquet"
@@ -59,8 +63,11 @@ def key_of_name(name: str) -> str | None:
 
 
 def json_key(config_json: str) -> str:
-    """The key of a stored canonical config text (what `keys.config_key` gave for that config)."""
-    return hashlib.sha256(config_json.encode()).hexdigest()[:KEY_LENGTH]
+    """The key of a stored canonical config text (what `Trial.key` gave for that config)."""
+    try:
+        return json_config_key(config_json)
+    except ValueError:
+        return ""
 
 
 def verify_row(stage: str, name: str, data: bytes) -> tuple[pa.Table | None, str | None]:
@@ -72,8 +79,8 @@ def verify_row(stage: str, name: str, data: bytes) -> tuple[pa.Table | None, str
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as e:
         return None, f"not readable as Parquet ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-    problem = _schema_problem(table.schema)
-    if problem:
+    table, problem = conform(table)
+    if problem or table is None:
         return None, problem
     if table.num_rows != 1:
         return None, f"holds {table.num_rows} rows; a row file holds one"
@@ -84,27 +91,32 @@ def verify_row(stage: str, name: str, data: bytes) -> tuple[pa.Table | None, str
         return None, f"holds a {row['stage']} row in rows/{stage}/"
     if not row["config_json"] or json_key(row["config_json"]) != key:
         return None, "its config does not hash to its key (edited, or written by something else)"
-    for name in LATER_COLUMNS - set(table.column_names):  # a row stored before the column existed
-        table = table.append_column(ROW_SCHEMA.field(name), pa.nulls(1, ROW_SCHEMA.field(name).type))
-    return table.select(ROW_SCHEMA.names).cast(ROW_SCHEMA), None
+    return table, None
 
 
-def _same_type(have: pa.DataType, want: pa.DataType) -> bool:
-    """Equal, or both timestamps: Parquet stores second-precision timestamps as milliseconds."""
-    return have == want or (pa.types.is_timestamp(have) and pa.types.is_timestamp(want))
+def _default_column(name: str, n: int, type_: pa.DataType) -> pa.Array:
+    """What an older layout's row holds in a column added later: layout 1 for `schema_version`, else null."""
+    if name == "schema_version":
+        return pa.array([1] * n, type_)
+    return pa.nulls(n, type_)
 
 
-def _schema_problem(schema: pa.Schema) -> str | None:
-    want = {f.name: f.type for f in ROW_SCHEMA}
-    have = {f.name: f.type for f in schema}
-    missing = [n for n in want if n not in have and n not in LATER_COLUMNS]
-    extra = [n for n in have if n not in want]
-    retyped = [f"{n} ({have[n]}, expected {want[n]})" for n in want if n in have and not _same_type(have[n], want[n])]
-    parts = []
+def conform(table: pa.Table) -> tuple[pa.Table | None, str | None]:
+    """A row table of any layout as today's `ROW_SCHEMA`, or the reason it is not a ddray row.
+
+    Missing optional columns get their default, unknown ones are dropped (a newer layout's file is
+    left as it is), and a column whose values cannot be read as today's type names itself.
+    """
+    missing = [n for n in REQUIRED if n not in table.column_names]
     if missing:
-        parts.append(f"missing column(s) {', '.join(missing[:5])}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
-    if extra:
-        parts.append(f"unexpected column(s) {', '.join(extra[:5])}")
-    if retyped:
-        parts.append(f"column type(s) {', '.join(retyped[:3])}")
-    return ("not a ddray row: " + "; ".join(parts)) if parts else None
+        return None, f"not a ddray row: missing column(s) {', '.join(missing)}"
+    columns = []
+    for f in ROW_SCHEMA:
+        if f.name not in table.column_names:
+            columns.append(_default_column(f.name, table.num_rows, f.type))
+            continue
+        try:
+            columns.append(table.column(f.name).cast(f.type))
+        except (pa.ArrowException, ValueError) as e:
+            return None, f"not a ddray row: column {f.name} ({table.schema.field(f.name).type}) is not {f.type} ({e})"
+    return pa.Table.from_arrays(columns, schema=ROW_SCHEMA), None

@@ -2,6 +2,15 @@
 
 One row per finished trial, in `rows/<stage>/<key>.parquet`. Accuracies are fractions in [0, 1].
 Null means "does not apply" (e.g. `ipc` of a full-data trial), never "zero".
+
+Layouts evolve by adding columns at the end, never by removing or retyping one: a row records the
+layout it was written with (`schema_version`; rows without the column are layout 1), and a reader
+gives the columns an older row lacks their default (`store/rows.py: conform`) and ignores the ones
+a newer row adds, so a store written by any version stays readable by any other. Layouts:
+1. the 29 columns up to `finished_at` (2026-12-06; fixtures in tests/fixtures/rows/v1);
+2. adds `schema_version`, `engine_version` (`ddray.engine.ENGINE_VERSION`), `inputs_json` (digests
+   of the files and data the trial read, `ddray.digests`), `hardware` (CPU model or GPU name) and
+   `best_epoch` (the epoch whose test accuracy is `top1`; `checkpoint: best` picks it).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import pyarrow as pa
 
 from ddray.trials import STAGES
 
-__all__ = ["COLUMNS", "LATER_COLUMNS", "ROW_SCHEMA", "STAGES", "Row"]
+__all__ = ["COLUMNS", "ROW_SCHEMA", "STAGES", "Row"]
 
 ROW_SCHEMA = pa.schema(
     [
@@ -42,7 +51,6 @@ ROW_SCHEMA = pa.schema(
         pa.field("top5", pa.float64()),
         pa.field("loss", pa.float64()),
         pa.field("epochs_run", pa.int64()),
-        pa.field("best_epoch", pa.int64()),                 # epoch whose test accuracy is top1 (checkpoint: best picks it)
         pa.field("wall_s", pa.float64()),
         pa.field("device", pa.string()),
         pa.field("synth_s", pa.float64()),                  # time-to-synthesize of the distilled set (syn and synth rows)
@@ -52,12 +60,22 @@ ROW_SCHEMA = pa.schema(
         pa.field("torch_version", pa.string()),
         pa.field("hostname", pa.string()),
         pa.field("finished_at", pa.timestamp("s", tz="UTC")),
+        # layout 2
+        pa.field("schema_version", pa.int64()),             # the row layout; null (absent) = 1
+        pa.field("engine_version", pa.string()),            # ddray.engine.ENGINE_VERSION: rows of two engines are not averaged
+        pa.field("inputs_json", pa.string()),               # role -> digest of each input read (files, teachers, data)
+        pa.field("hardware", pa.string()),                  # CPU model, or GPU name, that computed the numbers
+        pa.field("best_epoch", pa.int64()),                 # epoch whose test accuracy is top1 (checkpoint: best picks it)
     ]
 )
 
+SCHEMA_VERSION = 2
+"""The layout this version writes (see the module doc for the list)."""
+
+REQUIRED = ("key", "stage", "track", "dataset", "seed", "config_json", "status")
+"""Columns without which a row cannot say what it is or how it ended (every layout has them)."""
+
 COLUMNS = tuple(ROW_SCHEMA.names)
-# Columns added after rows were stored: a stored row without one reads as null there (never as a bad row).
-LATER_COLUMNS = frozenset({"best_epoch"})
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,6 @@ class Row:
     top5: float | None
     loss: float | None
     epochs_run: int | None
-    best_epoch: int | None
     wall_s: float | None
     device: str | None
     synth_s: float | None
@@ -98,6 +115,11 @@ class Row:
     torch_version: str | None
     hostname: str | None
     finished_at: datetime | None
+    schema_version: int | None = SCHEMA_VERSION
+    engine_version: str | None = None
+    inputs_json: str | None = None
+    hardware: str | None = None
+    best_epoch: int | None = None
 
     def record(self) -> dict[str, Any]:
         """The row as a column -> value dict (what Arrow writes)."""

@@ -144,15 +144,16 @@ class Store:
         delete_file(self.loc, self.path("errors", f"{key}.json"))
         return written
 
-    def quarantine(self, bad: Iterable[BadRow]) -> list[str]:
+    def quarantine(self, bad: Iterable[BadRow], folder: str = "quarantine") -> list[str]:
         """Move bad row files to quarantine/<stage>/ (kept for inspection); returns where they went.
 
-        Their keys are then missing, so the run recomputes exactly those trials.
+        Their keys are then missing, so the run recomputes exactly those trials. Stale rows (valid,
+        but of inputs that changed since: `ddray.freshness`) are set aside the same way, in `stale/`.
         """
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         moved = []
         for b in bad:
-            dest = self.path("quarantine", b.stage, f"{b.name}.{stamp}")
+            dest = self.path(folder, b.stage, f"{b.name}.{stamp}")
             if self.loc.is_local:
                 os.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
             else:
