@@ -101,10 +101,30 @@ def test_unreachable_gs_store_gives_up_in_bounded_time(tmp_path):
     assert f"cannot open store '{uri}': no answer within 2 s" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_waiting_on_a_store_stops_on_ctrl_c():
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler for the test, whatever the parent shell left: a suite started in
+    the background (`make test &` in a script) inherits SIGINT as ignored, and Python then never
+    raises KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_waiting_on_a_store_stops_on_ctrl_c(ctrl_c_raises):
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     t0 = time.monotonic()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         within(lambda: time.sleep(30), 30)
     assert time.monotonic() - t0 < 5
+
+
+def test_ctrl_c_test_passes_with_sigint_ignored_by_the_parent():
+    """The test above, run the way a script's `make test &` runs it: SIGINT ignored from start-up."""
+    test = f"{__file__}::test_waiting_on_a_store_stops_on_ctrl_c"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=REPO,
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
