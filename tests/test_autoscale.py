@@ -29,7 +29,7 @@ from ddray.cluster.local import LocalCluster, _cluster_pids, start_local_cluster
 from ddray.run.capacity import Capacity, ClusterView, capacity_warnings, node_types_of_config
 from ddray.run.progress import ProgressCallback, change_line, cluster_text
 from ddray.store import Store
-from tests.conftest import REPO, planned, write_spec
+from tests.conftest import REPO, planned, wait_for_workers, write_spec
 
 pytestmark = pytest.mark.ray  # starts Ray / runs `ddray run`: not in `make test-fast`
 
@@ -119,7 +119,7 @@ def test_gpu_trials_wait_for_nodes_share_a_gpu_node_and_nodes_go_back(cluster: L
     assert re.search(r"cluster: [12] worker node\(s\) \(was 0\)", out), out[-3000:]
     assert "waiting for resources" in out and "will wait and never start" not in out
 
-    assert cluster.wait_for_workers(lambda n: n == 0, timeout=60) == 0  # idle workers are released
+    assert wait_for_workers(cluster, lambda n: n == 0, timeout=60) == 0  # idle workers are released
 
 
 def _node_pids(cluster: LocalCluster, node_id: str) -> list[int]:

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,18 +143,6 @@ class LocalCluster:
 
     def num_worker_nodes(self) -> int:
         return sum(1 for n in self.nodes() if n.alive and not n.is_head)
-
-    def wait_for_workers(self, predicate: Callable[[int], bool], timeout: float = 60.0,
-                         poll: float = 0.5) -> int:
-        """Poll the alive worker count until `predicate(count)` holds; the count, or TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            count = self.num_worker_nodes()
-            if predicate(count):
-                return count
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker node count stayed at {count} for {timeout:.0f} s")
-            time.sleep(poll)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def is_running(self) -> bool:
