@@ -70,6 +70,13 @@ def wait_for_workers(cluster, predicate: Callable[[int], bool], timeout: float =
         time.sleep(0.5)
 
 
+def no_traceback(result) -> bool:
+    """Whether a `CliRunner` result ended without a crash. The runner catches an uncaught
+    exception into `result.exception` and never prints its traceback, so `"Traceback" not in
+    result.output` alone cannot fail; a clean exit is no exception, or SystemExit (typer's exit)."""
+    return "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
+
+
 def write_spec(path: Path, spec: dict) -> Path:
     import yaml
 
