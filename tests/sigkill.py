@@ -14,10 +14,29 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from ddray.store import Store
 from tests.conftest import REPO
 
 DDRAY = [sys.executable, "-m", "ddray.cli"]
+
+
+def small_quickstart(folder: Path) -> str:
+    """specs/quickstart.yaml with every count of work cut to the least that still trains (2
+    epochs, 2 synthesis iterations, 1 full-data epoch): the same methods, arms, stages, seeds and
+    IPCs, so a slice of it shows what the whole spec does at a fraction of the time. The shipped
+    spec's own keys are checked by `tests/test_keys_golden.py`."""
+    from ddray.yaml_strict import read_yaml_file
+
+    _, spec = read_yaml_file(REPO / "specs/quickstart.yaml")
+    spec["overrides"]["epochs"] = 2
+    spec["full"]["epochs"] = 1
+    for method in ("dm", "sre2l"):
+        spec["methods"][method]["iterations"] = 2
+    path = Path(folder) / "quickstart-small.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return str(path)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
