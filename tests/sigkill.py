@@ -6,6 +6,7 @@ and the fault tests (an s3:// store on a local moto server)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,11 +62,28 @@ def session_processes(sid: int) -> list[int]:
     return out
 
 
+# Ray's per-node agents: they run no trial code, and once their raylet is gone they wait about a
+# minute for it to come back before they exit.
+AGENTS = (b"ray::DashboardAgent", b"ray::RuntimeEnvAgent")
+
+
+def _is_agent(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(AGENTS)
+    except OSError:
+        return False
+
+
 def wait_until_gone(sid: int, timeout: float = 120.0) -> None:
-    """A barrier instead of a guessed sleep: every process of the killed run has exited, so none
-    can still write to the store."""
+    """A barrier instead of a guessed sleep: every process of the killed run that could write to
+    the store (its workers, its raylet) has exited; then the agents left waiting for their raylet
+    are killed too, rather than waited for, and the run's session is empty."""
     deadline = time.time() + timeout
     while (left := session_processes(sid)) and time.time() < deadline:
+        if all(_is_agent(pid) for pid in left):
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
     assert not left, f"processes of the killed run are still alive: {left}"
 
