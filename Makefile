@@ -4,7 +4,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= runs/quickstart
-JOBS   ?= auto
 
 .PHONY: demo test test-fast install bench wheel cluster-local cluster-local-down clean
 
@@ -20,15 +19,12 @@ demo: $(STAMP)
 	$(BIN)/ddray run specs/quickstart.yaml --store $(STORE)
 	$(BIN)/ddray report $(STORE) --out $(STORE)/report
 
-# The tests without Ray on every core (pytest-xdist), then the Ray tests one at a time: each
-# starts its own local Ray or cluster sized for the whole machine.
 test: $(STAMP)
-	$(BIN)/python -m pytest -x -q -n $(JOBS) -m "not ray"
-	$(BIN)/python -m pytest -x -q -m ray
+	$(BIN)/python -m pytest -x -q
 
-# Pure and engine tests, no Ray, no browser: the loop while changing code (under a minute).
+# Pure and engine tests, no Ray, no browser, none over ~10 s: the loop while changing code (under a minute).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -x -q -n $(JOBS) -m "not ray and not browser and not slow"
+	$(BIN)/python -m pytest -x -q -m "not ray and not browser and not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
