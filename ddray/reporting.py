@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ddray.benchmark import open_benchmark
 from ddray.errors import InputError
 from ddray.spec import ScoreWeights
+from ddray.stored import open_benchmark
 
 
 def _console():
