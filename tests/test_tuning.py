@@ -241,7 +241,7 @@ def test_sigkill_mid_search_resumes_without_redoing_search_and_reports_both_trac
         assert all(after[stage][k] == v for k, v in rows.items()), f"a {stage} row stored before the kill was rewritten"
     assert set().union(*after.values()) == planned_trials.keys()
 
-    from ddray.reporting import report_store
+    from ddray.report_cli import report_store
 
     text = report_store(uri, fmt="md")
     assert "track fixed" in text and "track tuned" in text
