@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -x -q
 
-# Pure and engine tests, no Ray, no browser: the minutes-long loop while changing code.
+# Pure and engine tests, no Ray, no browser, none over ~10 s: the loop while changing code (under a minute).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -x -q -m "not ray and not browser and not slow"
 

@@ -47,10 +47,17 @@ from pathlib import Path
 
 FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 ARCHS = ("convnet-d3", "resnet18")
-# specs/imagenet1k-rd3.yaml: what a trial trains and how long, and the test split it evaluates once.
-IMAGENET_ARCH = "tv:resnet18"
-IMAGENET_EPOCHS = 300
-IMAGENET_TEST_IMAGES = 50_000
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+IMAGENET_TEST_IMAGES = 50_000  # ImageNet-1k's val split, which a trial evaluates once at its end
+
+
+def imagenet_recipe() -> tuple[str, int, int]:
+    """(arch, epochs, batch size) of a trial of specs/imagenet1k-rd3.yaml, read from the spec, so
+    the projection follows the spec when it changes."""
+    from ddray.yaml_strict import read_yaml_file
+
+    _, spec = read_yaml_file(SPECS / "imagenet1k-rd3.yaml")
+    return spec["archs"][0], spec["overrides"]["epochs"], spec["overrides"]["batch_size"]
 
 
 def _data(ipc: int, n_test: int, seed: int):
@@ -94,6 +101,7 @@ def syn_trial(args: argparse.Namespace) -> dict[str, float]:
     import torch
 
     from ddray.data import build_real_data
+    from ddray.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
     from ddray.engine import evaluate, train_student
     from ddray.engine.train import evaluation_set
     from ddray.protocols import resolve_protocol
@@ -104,7 +112,7 @@ def syn_trial(args: argparse.Namespace) -> dict[str, float]:
     test = torch.randint(0, 256, (args.n_test, 3, s, s), dtype=torch.uint8, generator=g)
     test_y = torch.randint(0, k, (args.n_test,), generator=g)
     data = build_real_data("uint8-test", test[:k], torch.arange(k), test, test_y, [str(c) for c in range(k)],
-                           (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+                           IMAGENET_MEAN, IMAGENET_STD)
     x, y = torch.randn(n, 3, s, s, generator=g), torch.arange(k).repeat_interleave(args.ipc)
     arch = args.archs[0]
 
@@ -256,7 +264,8 @@ def imagenet_trial(ipc: int, *, classes: int, size: int, batch: int, steps: int,
     test_x, test_y = torch.randn(2 * batch, 3, size, size), torch.arange(2 * batch) % classes
     data = build_real_data("imagenet-shaped", test_x, test_y, test_x, test_y, [f"c{i}" for i in range(classes)],
                            (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), normalized=True)
-    teacher = build_model(IMAGENET_ARCH, 3, classes, size).to(dev).eval()
+    arch, _, _ = imagenet_recipe()
+    teacher = build_model(arch, 3, classes, size).to(dev).eval()
     if teacher_channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
     per_epoch = math.ceil(n / min(batch, n))
@@ -266,7 +275,7 @@ def imagenet_trial(ipc: int, *, classes: int, size: int, batch: int, steps: int,
         p = resolve_protocol("rd3", {"epochs": epochs, "batch_size": batch, "channels_last": True, "amp": True})
         _sync(dev)
         t0 = time.perf_counter()
-        res = train_student(x, y, data, IMAGENET_ARCH, p, labels="soft", aug=True, seed=seed + 1,
+        res = train_student(x, y, data, arch, p, labels="soft", aug=True, seed=seed + 1,
                             teachers=[teacher], device=dev)
         _sync(dev)
         assert res.model is not None and res.status == "ok", res.status
@@ -283,7 +292,7 @@ def imagenet_trial(ipc: int, *, classes: int, size: int, batch: int, steps: int,
     _sync(dev)
     eval_ips = n_eval / (time.perf_counter() - t0)
     train_ips = epochs * n / seconds
-    hours = (IMAGENET_EPOCHS * n / train_ips + IMAGENET_TEST_IMAGES / eval_ips) / 3600
+    hours = (imagenet_recipe()[1] * n / train_ips + IMAGENET_TEST_IMAGES / eval_ips) / 3600
     cuda = dev.type == "cuda"
     return {"ipc": ipc, "teacher_channels_last": teacher_channels_last, "steps": epochs * per_epoch,
             "step_ms": 1000 * seconds / (epochs * per_epoch), "train_images_per_s": train_ips,
@@ -292,17 +301,11 @@ def imagenet_trial(ipc: int, *, classes: int, size: int, batch: int, steps: int,
             "peak_reserved_gib": torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else 0.0}
 
 
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def imagenet_markdown(cells: list[dict[str, float]], args: argparse.Namespace, device_name: str) -> str:
-    lines = [f"RD³ ImageNet-1k trial on {device_name}: {args.classes} classes, {args.size} px, {IMAGENET_ARCH} "
+    arch, epochs, _ = imagenet_recipe()
+    lines = [f"RD³ ImageNet-1k trial on {device_name}: {args.classes} classes, {args.size} px, {arch} "
              f"student and teacher (soft labels on every augmented batch, KL, RRC+flip+CutMix), batch {args.batch}, "
-             f"bf16 autocast, channels_last; random pixels. Projected: {IMAGENET_EPOCHS} epochs plus one pass over "
+             f"bf16 autocast, channels_last; random pixels. Projected: {epochs} epochs plus one pass over "
              f"{IMAGENET_TEST_IMAGES:,} test images.", "",
              "| IPC | teacher layout | steps timed | ms/step | train img/s | eval img/s | peak alloc GiB | "
              "projected h per trial |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -322,7 +325,7 @@ def run_imagenet(args: argparse.Namespace) -> list[dict[str, float]]:
             print(f"gpu: imagenet IPC {ipc}{' (teacher channels_last)' if teacher_cl else ''}: "
                   f"{c['train_images_per_s']:,.0f} train img/s, {c['eval_images_per_s']:,.0f} eval img/s, "
                   f"peak {c['peak_alloc_gib']:.1f} GiB, {c['projected_trial_hours']:.2f} h per "
-                  f"{IMAGENET_EPOCHS}-epoch trial", flush=True)
+                  f"{imagenet_recipe()[1]}-epoch trial", flush=True)
             cells.append(c)
     return cells
 
@@ -390,7 +393,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--ipcs", nargs="+", type=int, default=[10, 50], help="--imagenet: IPCs to time")
     ap.add_argument("--classes", type=int, default=1000, help="--imagenet: classes")
     ap.add_argument("--size", type=int, default=224, help="--imagenet: image side in pixels")
-    ap.add_argument("--batch", type=int, default=100, help="--imagenet: batch size (specs/imagenet1k-rd3.yaml's)")
+    ap.add_argument("--batch", type=int, default=imagenet_recipe()[2],
+                    help="--imagenet: batch size (default: specs/imagenet1k-rd3.yaml's)")
     ap.add_argument("--steps", type=int, default=300, help="--imagenet: training steps timed (rounded up to whole epochs)")
     ap.add_argument("--n-eval", type=int, default=5000, help="--imagenet: test images timed for evaluation")
     ap.add_argument("--syn-only", action="store_true", help="only the one syn trial with a uint8 test split")

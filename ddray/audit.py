@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from ddray.benchmark import open_benchmark
+from ddray.stored import open_benchmark
 from ddray.digests import stale_inputs
 from ddray.engine import ENGINE_VERSION
 from ddray.store import Store

@@ -274,7 +274,7 @@ def report(store: Annotated[str, typer.Argument(help="store URI")],
            gamma: Annotated[Optional[float], typer.Option("--gamma", help="γ of ARS (default: the spec's, 0.5)")] = None,
            compat: Annotated[Optional[str], typer.Option(help="none | ddranking-0.2 (the official package's percent formula)")] = None) -> None:
     """The unified benchmark table, robust scores (LRS, ARS) and rankings from a store."""
-    from ddray.reporting import report_store
+    from ddray.report_cli import report_store
 
     text = report_store(store, fmt=format, out_dir=out_dir, lam=lam, gamma=gamma, compat=compat)
     if text:  # `> file` gives the very bytes the page's download buttons give: no extra blank line

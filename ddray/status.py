@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ddray.benchmark import open_benchmark
 from ddray.errors import InputError
 from ddray.store.rows import BadRow
+from ddray.stored import open_benchmark
 from ddray.trials import STAGES, Trial
 
 

@@ -55,6 +55,28 @@ def planned(spec: dict, only=None):
     return make_plan(resolve_methods(parse_spec(spec)), only)
 
 
+def wait_for_workers(cluster, predicate: Callable[[int], bool], timeout: float = 60.0) -> int:
+    """Poll a `LocalCluster`'s alive worker count until `predicate(count)` holds; the count, or
+    TimeoutError (the autoscaler decides when nodes come and go: the tests can only watch)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        count = cluster.num_worker_nodes()
+        if predicate(count):
+            return count
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker node count stayed at {count} for {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def no_traceback(result) -> bool:
+    """Whether a `CliRunner` result ended without a crash. The runner catches an uncaught
+    exception into `result.exception` and never prints its traceback, so `"Traceback" not in
+    result.output` alone cannot fail; a clean exit is no exception, or SystemExit (typer's exit)."""
+    return "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
+
+
 def write_spec(path: Path, spec: dict) -> Path:
     import yaml
 

@@ -6,6 +6,7 @@ and the fault tests (an s3:// store on a local moto server)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,10 +15,29 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from ddray.store import Store
 from tests.conftest import REPO
 
 DDRAY = [sys.executable, "-m", "ddray.cli"]
+
+
+def small_quickstart(folder: Path) -> str:
+    """specs/quickstart.yaml with every count of work cut to the least that still trains (2
+    epochs, 2 synthesis iterations, 1 full-data epoch): the same methods, arms, stages, seeds and
+    IPCs, so a slice of it shows what the whole spec does at a fraction of the time. The shipped
+    spec's own keys are checked by `tests/test_keys_golden.py`."""
+    from ddray.yaml_strict import read_yaml_file
+
+    _, spec = read_yaml_file(REPO / "specs/quickstart.yaml")
+    spec["overrides"]["epochs"] = 2
+    spec["full"]["epochs"] = 1
+    for method in ("dm", "sre2l"):
+        spec["methods"][method]["iterations"] = 2
+    path = Path(folder) / "quickstart-small.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return str(path)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -42,11 +62,28 @@ def session_processes(sid: int) -> list[int]:
     return out
 
 
+# Ray's per-node agents: they run no trial code, and once their raylet is gone they wait about a
+# minute for it to come back before they exit.
+AGENTS = (b"ray::DashboardAgent", b"ray::RuntimeEnvAgent")
+
+
+def _is_agent(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(AGENTS)
+    except OSError:
+        return False
+
+
 def wait_until_gone(sid: int, timeout: float = 120.0) -> None:
-    """A barrier instead of a guessed sleep: every process of the killed run has exited, so none
-    can still write to the store."""
+    """A barrier instead of a guessed sleep: every process of the killed run that could write to
+    the store (its workers, its raylet) has exited; then the agents left waiting for their raylet
+    are killed too, rather than waited for, and the run's session is empty."""
     deadline = time.time() + timeout
     while (left := session_processes(sid)) and time.time() < deadline:
+        if all(_is_agent(pid) for pid in left):
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
     assert not left, f"processes of the killed run are still alive: {left}"
 

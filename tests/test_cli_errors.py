@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ddray.cli import app
 from ddray.store.fs import within
-from tests.conftest import REPO, TINY_SPEC, write_spec
+from tests.conftest import REPO, TINY_SPEC, no_traceback, write_spec
 
 runner = CliRunner()
 
@@ -26,7 +26,7 @@ def test_unwritable_store_exit_2(tmp_path):
     spec = write_spec(tmp_path / "s.yaml", TINY_SPEC)
     result = runner.invoke(app, ["run", str(spec), "--store", str(blocker / "store")])
     assert result.exit_code == 2, result.output
-    assert "store" in result.output and "not writable" in result.output and "Traceback" not in result.output
+    assert "store" in result.output and "not writable" in result.output and no_traceback(result)
 
 
 def test_dead_cluster_address_exit_2(tmp_path):
@@ -101,10 +101,47 @@ def test_unreachable_gs_store_gives_up_in_bounded_time(tmp_path):
     assert f"cannot open store '{uri}': no answer within 2 s" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_waiting_on_a_store_stops_on_ctrl_c():
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler for the test, whatever the parent shell left: a suite started in
+    the background (`make test &` in a script) inherits SIGINT as ignored, and Python then never
+    raises KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_waiting_on_a_store_stops_on_ctrl_c(ctrl_c_raises):
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     t0 = time.monotonic()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         within(lambda: time.sleep(30), 30)
     assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.slow  # a pytest of its own: interpreter start and imports
+def test_ctrl_c_test_passes_with_sigint_ignored_by_the_parent():
+    """The test above, run the way a script's `make test &` runs it: SIGINT ignored from start-up."""
+    test = f"{__file__}::test_waiting_on_a_store_stops_on_ctrl_c"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=REPO,
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+def test_a_crash_under_the_cli_runner_is_seen_though_no_traceback_is_printed():
+    """Why the CLI tests check `no_traceback(result)` rather than only the output's text."""
+    import typer
+
+    crashing = typer.Typer()
+
+    @crashing.command()
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    result = runner.invoke(crashing, [])
+    assert "Traceback" not in result.output   # the old check: blind to the crash
+    assert not no_traceback(result)
+    assert no_traceback(runner.invoke(app, ["plan", "--help"]))

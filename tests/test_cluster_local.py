@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from ddray.cluster.cli import cluster_app
 from ddray.cluster.local import LocalCluster, _cluster_pids, start_local_cluster
+from tests.conftest import wait_for_workers
 
 pytestmark = pytest.mark.ray  # starts a Ray cluster: not in `make test-fast`
 
@@ -96,7 +97,7 @@ def test_scales_up_from_zero_and_packs_fractional_gpus(cluster: LocalCluster):
 
 
 def test_idle_nodes_go_back_to_zero(cluster: LocalCluster):
-    assert cluster.wait_for_workers(lambda n: n == 0, timeout=90) == 0
+    assert wait_for_workers(cluster, lambda n: n == 0, timeout=90) == 0
     assert cluster.is_running()
 
 

@@ -319,7 +319,7 @@ def test_zca_study_on_fashion_mnist_runs_end_to_end_and_is_reported_as_its_own_t
 
 
 def test_a_zca_study_may_share_a_store_with_the_plain_one_but_not_change_its_epochs():
-    from ddray.benchmark import conflicts
+    from ddray.stored import conflicts
     from ddray.keys import canonical_json
 
     plain = planned(_spec()).trials

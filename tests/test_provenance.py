@@ -124,7 +124,7 @@ def test_a_newer_layout_with_extra_columns_is_read_not_quarantined():
 
 
 def test_a_stored_config_this_version_cannot_read_is_a_named_message():
-    from ddray.benchmark import conflicts
+    from ddray.stored import conflicts
 
     row = pq.read_table(_rows("v1")[-1]).to_pylist()[0]
     config = json.loads(row["config_json"]) | {"knob_of_a_newer_ddray": 1}
@@ -154,7 +154,7 @@ def test_rows_of_two_engine_versions_are_reported_apart():
     import pandas as pd
 
     from ddray.report import build_report
-    from ddray.report.synthetic import synthetic_rows
+    from tests.report_rows import synthetic_rows
 
     rows = synthetic_rows()
     one = build_report(rows, n_boot=20)

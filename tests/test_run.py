@@ -155,20 +155,3 @@ def test_an_evaluation_starts_once_its_own_set_is_stored_not_when_every_synthesi
     stored_at = (store / "rows" / "eval" / f"{random_eval}.parquet").stat().st_mtime
     assert stored_at <= slow_run["end"] and slow_run["end"] - slow_run["start"] < 110, \
         "random's evaluation waited for the unrelated slow synthesis"
-
-
-def test_trials_start_longest_first():
-    """The Searcher hands out ready trials full-data first, then synthesis, then evaluations by epochs x IPC."""
-    from ddray.run.runner import expected_work
-
-    spec = copy.deepcopy(TINY_SPEC)
-    spec["ipc"] = [1, 10]
-    plan = make_plan(resolve_methods(parse_spec(spec)))
-    ordered = sorted(plan.trials, key=expected_work)
-    stages = [t.stage for t in ordered]
-    assert stages == sorted(stages, key=["full", "synth", "eval"].index)
-    evals = [t for t in ordered if t.stage == "eval"]
-    ipcs = [t.config.ipc for t in evals]
-    assert ipcs == sorted(ipcs, reverse=True) and ipcs[0] == 10 and ipcs[-1] == 1
-    # ties keep the plan's order (a stable sort), so the start order stays reproducible
-    assert [t.key for t in evals if t.config.ipc == 10] == [t.key for t in plan.stage("eval") if t.config.ipc == 10]

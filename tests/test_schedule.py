@@ -1,10 +1,13 @@
-"""The run's ReadyQueue: dependencies first, longest first, dependants of failures held back (no Ray)."""
+"""The run's ReadyQueue: dependencies first, longest first, dependants of failures held back; the
+order trials start in (no Ray)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from ddray.run.schedule import ReadyQueue
+from tests.conftest import TINY_SPEC, planned
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,20 @@ def test_a_dependency_neither_stored_nor_planned_blocks():
     assert drain(q) == ["x"]
     q.complete("x")
     assert q.finished and q.unstarted() == ["eval"]
+
+
+def test_trials_start_longest_first():
+    """The Searcher hands out ready trials full-data first, then synthesis, then evaluations by epochs x IPC."""
+    from ddray.run.runner import expected_work
+
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["ipc"] = [1, 10]
+    plan = planned(spec)
+    ordered = sorted(plan.trials, key=expected_work)
+    stages = [t.stage for t in ordered]
+    assert stages == sorted(stages, key=["full", "synth", "eval"].index)
+    evals = [t for t in ordered if t.stage == "eval"]
+    ipcs = [t.config.ipc for t in evals]
+    assert ipcs == sorted(ipcs, reverse=True) and ipcs[0] == 10 and ipcs[-1] == 1
+    # ties keep the plan's order (a stable sort), so the start order stays reproducible
+    assert [t.key for t in evals if t.config.ipc == 10] == [t.key for t in plan.stage("eval") if t.config.ipc == 10]

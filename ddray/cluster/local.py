@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,18 +144,6 @@ class LocalCluster:
     def num_worker_nodes(self) -> int:
         return sum(1 for n in self.nodes() if n.alive and not n.is_head)
 
-    def wait_for_workers(self, predicate: Callable[[int], bool], timeout: float = 60.0,
-                         poll: float = 0.5) -> int:
-        """Poll the alive worker count until `predicate(count)` holds; the count, or TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            count = self.num_worker_nodes()
-            if predicate(count):
-                return count
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker node count stayed at {count} for {timeout:.0f} s")
-            time.sleep(poll)
-
     # ---- lifecycle ---------------------------------------------------------------------------
     def is_running(self) -> bool:
         return bool(_cluster_pids(self.pid, self.marker))
@@ -226,34 +213,11 @@ def start_local_cluster(
     # Ray's unix sockets live under the temp dir; keep it short (socket paths max ~107 chars).
     temp_dir = Path(tempfile.mkdtemp(prefix="ddray-ray-"))
 
-    cmd = [
-        *_ray_cli(), "start", "--head", "--block",
-        "--num-cpus=0", "--num-gpus=0",
-        "--node-ip-address=127.0.0.1",
-        f"--port={gcs_port}",
-        *([] if include_dashboard is None
-          else [f"--include-dashboard={'true' if include_dashboard else 'false'}"]),
-        "--dashboard-host=127.0.0.1", f"--dashboard-port={dash_port}",
-        f"--dashboard-agent-listen-port={agent_port}",
-        "--min-worker-port=0", "--max-worker-port=0",
-        f"--object-store-memory={head_object_store_mb * MB}",
-        f"--temp-dir={temp_dir}",
-        f"--autoscaling-config={config_path}",
-        "--disable-usage-stats",
-    ]
+    cmd = _head_command(gcs_port, dash_port, agent_port, include_dashboard, head_object_store_mb * MB,
+                        temp_dir, config_path)
     cluster_id = uuid.uuid4().hex
     marker = f"{MARKER_VAR}={cluster_id}"  # as it appears in /proc/PID/environ
-    env = dict(os.environ)
-    env.pop("RAY_ADDRESS", None)
-    env[MARKER_VAR] = cluster_id
-    # The fake provider refuses to run without RAY_FAKE_CLUSTER; a 1 s autoscaler loop makes
-    # scale-up and idle release follow the demand within seconds instead of 5 s rounds.
-    env.update({"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
-                "RAY_USAGE_STATS_ENABLED": "0"})
-    # Ray 2.60 turns token auth on when ~/.ray/auth_token exists (any earlier local ray.init
-    # writes one), and then drivers without RAY_AUTH_MODE=token are refused. A throwaway
-    # laptop cluster behaves the same on every machine: no token (README says so).
-    env["RAY_AUTH_MODE"] = "disabled"
+    env = _head_env(cluster_id)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
@@ -270,6 +234,44 @@ def start_local_cluster(
         cluster.stop()
         raise
     return cluster
+
+
+def _head_command(gcs_port: int, dash_port: int, agent_port: int, include_dashboard: bool | None,
+                  object_store_bytes: int, temp_dir: Path, config_path: Path) -> list[str]:
+    """`ray start --head` of a local autoscaling cluster: no CPUs or GPUs on the head (trials
+    go to the fake worker nodes), every port chosen here, the launcher YAML as its autoscaler."""
+    return [
+        *_ray_cli(), "start", "--head", "--block",
+        "--num-cpus=0", "--num-gpus=0",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs_port}",
+        *([] if include_dashboard is None
+          else [f"--include-dashboard={'true' if include_dashboard else 'false'}"]),
+        "--dashboard-host=127.0.0.1", f"--dashboard-port={dash_port}",
+        f"--dashboard-agent-listen-port={agent_port}",
+        "--min-worker-port=0", "--max-worker-port=0",
+        f"--object-store-memory={object_store_bytes}",
+        f"--temp-dir={temp_dir}",
+        f"--autoscaling-config={config_path}",
+        "--disable-usage-stats",
+    ]
+
+
+def _head_env(cluster_id: str) -> dict[str, str]:
+    """The head's environment: marked with `cluster_id` (so `stop` finds its processes), no
+    inherited Ray address."""
+    env = dict(os.environ)
+    env.pop("RAY_ADDRESS", None)
+    env[MARKER_VAR] = cluster_id
+    # The fake provider refuses to run without RAY_FAKE_CLUSTER; a 1 s autoscaler loop makes
+    # scale-up and idle release follow the demand within seconds instead of 5 s rounds.
+    env.update({"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+                "RAY_USAGE_STATS_ENABLED": "0"})
+    # Ray 2.60 turns token auth on when ~/.ray/auth_token exists (any earlier local ray.init
+    # writes one), and then drivers without RAY_AUTH_MODE=token are refused. A throwaway
+    # laptop cluster behaves the same on every machine: no token (README says so).
+    env["RAY_AUTH_MODE"] = "disabled"
+    return env
 
 
 def stop_local_cluster(state_dir: str | os.PathLike[str] | None = None) -> LocalCluster | None:

@@ -73,8 +73,3 @@ def list_methods() -> list[MethodEntry]:
 def get_method(name: str) -> MethodEntry:
     """A built-in by name, a `module:function` plugin, or an installed `ddray.methods` entry point."""
     return methods.get(name)
-
-
-def method_names() -> list[str]:
-    """Names `get_method` resolves without a `module:function` path."""
-    return methods.names()

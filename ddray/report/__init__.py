@@ -12,10 +12,9 @@ from __future__ import annotations
 from ddray.report.aggregate import Settings
 from ddray.report.build import Report, build_report
 from ddray.report.metrics import COLLAPSED_SCORE, COMPAT_MODES, ars, hlr, ior, lrs
-from ddray.report.plots import write_plots
 from ddray.report.render import FORMATS, render, report_json, rich_tables, write_report
 
 __all__ = [
     "COLLAPSED_SCORE", "COMPAT_MODES", "FORMATS", "Report", "Settings", "ars", "build_report", "hlr", "ior", "lrs",
-    "render", "report_json", "rich_tables", "write_plots", "write_report",
+    "render", "report_json", "rich_tables", "write_report",
 ]

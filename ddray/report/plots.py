@@ -140,8 +140,3 @@ def draw_figures(report: Report, out_dir: str | Path) -> list[Figure]:
     if report.scores.empty:
         return []
     return plot_time_vs_accuracy(report, out) + plot_scores(report, out) + plot_syn_vs_rdm(report, out)
-
-
-def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
-    """Write every figure as PNG under out_dir; returns their paths (none for an empty report)."""
-    return [f.path for f in draw_figures(report, out_dir)]

@@ -83,7 +83,7 @@ def check_store_compat(store: Store, spec_text: str, plan: Plan) -> None:
     fine; changing a number-changing knob of a stored measurement (epochs 100 -> 3) is not, because
     the report would then hold two answers to one question.
     """
-    from ddray.benchmark import conflicts
+    from ddray.stored import conflicts
 
     if store.stored_spec() == spec_text:
         return

@@ -7,9 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ddray.benchmark import Benchmark, open_benchmark
 from ddray.errors import InputError
 from ddray.spec import ScoreWeights
+from ddray.stored import open_benchmark
 
 if TYPE_CHECKING:
     import pandas as pd

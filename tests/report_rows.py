@@ -1,4 +1,4 @@
-"""Realistic synthetic store rows: what a finished benchmark looks like, without training anything.
+"""Realistic synthetic store rows for the report's tests and benchmark: what a finished benchmark looks like, without training anything.
 
 Why: the report is pure over rows, so its tests and its speed benchmark need many plausible rows
 (full-data, synthesis and evaluation trials, shared random baselines, soft-label methods, two
@@ -68,6 +68,17 @@ def synthetic_rows(
     """
     rng = np.random.default_rng(seed)
     soft = [m for m in methods if m in set(soft_methods)]
+    ev = _eval_rows(methods, soft, datasets, ipcs, archs, seeds, tracks, rng)  # draws in this order: the
+    fr = _full_rows(datasets, archs, seeds, rng)                                # same rows for the same seed
+    sy = _synth_rows(methods, datasets, ipcs, seeds, rng)
+    rows = pd.concat([fr, sy, ev], ignore_index=True)
+    _fill_bookkeeping(rows, sy, with_cell, diverged, rng)
+    return to_schema(rows)
+
+
+def _eval_rows(methods, soft, datasets, ipcs, archs, seeds, tracks, rng) -> pd.DataFrame:
+    """syn rows of every method (hard labels; soft too for soft methods), aug on and off, and one
+    rdm row per comparison cell, with accuracies shaped as in DD papers."""
     base = _grid(track=tracks, dataset=datasets, ipc=ipcs, arch=archs, seed=seeds)
     labels = pd.DataFrame({"labels": ["hard"] + (["soft"] if soft else [])})
     cells = base.merge(labels, how="cross").merge(pd.DataFrame({"aug": [True, False]}), how="cross")
@@ -90,7 +101,11 @@ def synthetic_rows(
     acc = acc + np.where(ev["track"] == "tuned", 0.01, 0.0)
     chance = 1.0 / ev["dataset"].map(NUM_CLASSES).fillna(10).to_numpy(float)
     ev["top1"] = np.clip(acc + rng.normal(0.0, 0.01, len(ev)), chance / 2, 1.0)
+    return ev
 
+
+def _full_rows(datasets, archs, seeds, rng) -> pd.DataFrame:
+    """One full-data row per (dataset, arch, seed), shared by every method and track."""
     fr = _grid(dataset=datasets, arch=archs, seed=seeds).assign(
         stage="full", track="fixed", arm="full", labels="hard", aug=True, method=None, ipc=None
     )
@@ -98,12 +113,20 @@ def synthetic_rows(
         fr["dataset"].map(FULL_ACC).fillna(0.7).to_numpy(float) * fr["arch"].map(ARCH_FACTOR).fillna(0.95).to_numpy(float)
         + rng.normal(0.0, 0.005, len(fr)), 0.0, 1.0,
     )
+    return fr
+
+
+def _synth_rows(methods, datasets, ipcs, seeds, rng) -> pd.DataFrame:
+    """One synthesis row per (method, dataset, IPC, seed), with its synthesis time."""
     sy = _grid(method=methods, dataset=datasets, ipc=ipcs, seed=seeds).assign(stage="synth", track="fixed")
     t = sy["method"].map(SYNTH_SECONDS).fillna(100.0).to_numpy(float) * (1 + sy["ipc"].to_numpy(float) / 10.0)
     sy["synth_s"] = t * rng.lognormal(0.0, 0.1, len(sy))
     sy["synth_device"] = "NVIDIA H100"
+    return sy
 
-    rows = pd.concat([fr, sy, ev], ignore_index=True)
+
+def _fill_bookkeeping(rows: pd.DataFrame, sy: pd.DataFrame, with_cell: bool, diverged: float, rng) -> None:
+    """The columns every row carries (keys, cells, status, timings, versions), in place."""
     is_eval = rows["stage"] == "eval"
     rows["protocol"] = np.where(rows["stage"] == "synth", None, np.where(rows["stage"] == "full", "full", "rd3"))
     rows["protocol_json"] = [json.dumps({"preset": p, "labels": lab}) if p else None for p, lab in zip(rows["protocol"], rows["labels"])]
@@ -134,7 +157,6 @@ def synthetic_rows(
     rows["torch_version"] = "2.15.0"
     rows["hostname"] = "synthetic"
     rows["finished_at"] = pd.Timestamp("2025-01-01", tz="UTC")
-    return to_schema(rows)
 
 
 def to_schema(rows: pd.DataFrame) -> pd.DataFrame:
