@@ -167,3 +167,17 @@ def test_s3_store_reads_from_its_index_and_sees_new_rows(moto_s3, tmp_path):
     _write(st, trials[-1:])
     scan = scan_rows(Store(uri).loc)
     assert scan.indexed == len(trials) - 1 and len(scan.table) == len(trials) and not scan.bad
+
+
+def test_store_compact_command_indexes_a_store_and_refuses_a_folder_that_is_none(store, tmp_path):
+    from typer.testing import CliRunner
+
+    from ddray.cli import app
+
+    st, trials = store
+    done = CliRunner().invoke(app, ["store", "compact", st.uri])
+    assert done.exit_code == 0, done.output
+    assert f"{len(trials) - 2} rows indexed" in done.output and st.scan().indexed == len(trials) - 2
+    assert "index is current" in CliRunner().invoke(app, ["store", "compact", st.uri]).output
+    none = CliRunner().invoke(app, ["store", "compact", str(tmp_path / "nothing")])
+    assert none.exit_code == 2 and "no ddray store" in none.output

@@ -39,10 +39,14 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
-def execute(trial: Trial, env: WorkerEnv, device: torch.device, on_epoch: EpochCallback | None = None) -> Row:
-    """Run one trial and return its store row (not yet written)."""
+def execute(trial: Trial, env: WorkerEnv, device: torch.device, on_epoch: EpochCallback | None = None,
+            store: Store | None = None) -> Row:
+    """Run one trial and return its store row (not yet written).
+
+    `store`: the worker's open store, so a trial opens it once (a remote open is a round trip).
+    """
     t0 = time.perf_counter()
-    run = TrialRun(trial=trial, config=trial.config, env=env, store=Store(env.store), device=device,
+    run = TrialRun(trial=trial, config=trial.config, env=env, store=store or Store(env.store), device=device,
                    data=load_data(trial.config, env), on_epoch=on_epoch)
     outcome = HANDLERS[trial.config.handler](run)
     return make_row(trial, outcome, time.perf_counter() - t0, device_name(device))

@@ -107,7 +107,7 @@ def _train_and_store(trial: Trial, env: WorkerEnv, store: Store) -> None:
         keep_freed_memory()
     try:
         on_epoch = _both(resume_notice(trial.key, trial.label), epoch_progress(getattr(trial.config, "epochs", None)))
-        row = execute(trial, env, device, on_epoch=on_epoch)
+        row = execute(trial, env, device, on_epoch=on_epoch, store=store)
         wrote = store.write_row(row)
         StoreCheckpointer(store, trial.key, 0).clear()
     except InputError as exc:

@@ -1,0 +1,202 @@
+"""How the commands that read a store scale with its rows, on a local folder and on a local S3 server.
+
+Run: `python -m benchmarks.store_scale [--rows 1000 10000 100000] [--no-s3]`. For each size a
+synthetic benchmark is planned (digits, one rdm arm with hard labels, one seed per trial: every
+trial is one evaluation with a valid planned key) and one row per trial is written with the store's
+own row writer (`make_row` + `Store.write_row`: real, self-verifying Parquet rows; the numbers in
+them are made up). Then, each as the user runs it (a fresh `ddray` process, interpreter start-up
+and imports included):
+
+- `ddray status` before any index exists (every row file read and verified, as before the index),
+- `ddray store compact` (the first one reads every file once),
+- `ddray status`, `ddray report --format csv` and a no-op `ddray run SPEC` on the indexed store,
+
+and in-process the parts of `ddray run`'s start-up: planning the spec, and one `Store.scan`.
+The S3 store is the local one uploaded as is (`pyarrow.fs.copy_files`) to a moto server in this
+process; moto answers from Python, so its figures are an upper bound for a real object store's
+request count, not its latency. Targets (2 cores): at 10,000 rows each command < 5 s locally and
+< 15 s on S3; at 100,000 rows < 30 s locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.overhead import REPO, busy_cores, busy_warning
+
+TARGETS = {(10_000, "local"): 5.0, (10_000, "s3"): 15.0, (100_000, "local"): 30.0}
+COMMANDS = ("status", "report", "noop_run")
+NOTES = (
+    "Times are wall seconds of one fresh `ddray` process each (about 2-3 s of it is Python start-up and "
+    "imports on this machine). `cold` is `ddray status` on the store without its index: every row file read "
+    "and verified, which is what every command cost before the index. Planning a spec grows with its trials "
+    "whatever the store holds; `status`, `report` and `run` plan the stored specs too."
+)
+
+
+def _spec(n: int, store: str) -> dict:
+    return {"name": f"store-scale-{n}", "store": store, "datasets": {"digits": {}}, "methods": {"random": {}},
+            "ipc": [1], "archs": ["convnet-d1-w16"], "seeds": list(range(n // 2)), "protocol": "rd3",
+            "arms": [{"arm": "rdm", "labels": "hard", "aug": False}], "overrides": {"epochs": 3},
+            "resources": {"default": {"cpu": 1}}}
+
+
+def write_store(n: int, root: Path) -> tuple[Path, float, float]:
+    """A store of `n` rows written by the store's own writer; (spec file, plan s, write s)."""
+    import yaml
+
+    from ddray.plan import make_plan
+    from ddray.run.context import Outcome
+    from ddray.run.execute import make_row
+    from ddray.spec import parse_spec
+    from ddray.spec_check import resolve_methods
+    from ddray.store import Store
+
+    spec = _spec(n, str(root / "store"))
+    text = yaml.safe_dump(spec, sort_keys=False)
+    path = root / "spec.yaml"
+    path.write_text(text)
+    t0 = time.perf_counter()
+    plan = make_plan(resolve_methods(parse_spec(spec)))
+    plan_s = time.perf_counter() - t0
+    assert len(plan.trials) == n, (len(plan.trials), n)
+    store = Store(spec["store"])
+    store.save_spec(text)
+    rng = random.Random(0)
+    t0 = time.perf_counter()
+    for t in plan.trials:
+        acc = rng.uniform(0.2, 0.9)
+        store.write_row(make_row(t, Outcome(top1=acc, top5=min(1.0, acc + 0.1), loss=1 - acc, epochs_run=3),
+                                 rng.uniform(1, 5), "cpu (synthetic)"))
+    return path, plan_s, time.perf_counter() - t0
+
+
+def _ddray(args: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "ddray.cli", *args], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"ddray {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
+    return wall
+
+
+def measure(uri: str, spec: Path, env: dict[str, str]) -> dict[str, float]:
+    """The commands' wall times on one store (its index removed first), and one in-process scan."""
+    from ddray.store import Store
+    from ddray.store.fs import delete_dir
+
+    store = Store(uri)
+    delete_dir(store.loc, store.path("index"))
+    out = {"cold_status": _ddray(["status", uri], env), "compact": _ddray(["store", "compact", uri], env)}
+    out["status"] = _ddray(["status", uri], env)
+    out["report"] = _ddray(["report", uri, "--format", "csv"], env)
+    out["noop_run"] = _ddray(["run", str(spec), "--store", uri, "--no-progress"], env)
+    t0 = time.perf_counter()
+    scan = Store(uri).scan()
+    out["scan"] = time.perf_counter() - t0
+    assert scan.indexed == scan.table.num_rows and not scan.bad
+    return out
+
+
+def _moto() -> tuple[object, int]:
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket="bench")
+    return server, port
+
+
+def upload(local: Path, uri: str) -> float:
+    """The local store's files, byte for byte, under `uri` (a bulk copy, threaded)."""
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(uri)
+    t0 = time.perf_counter()
+    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs,
+                    use_threads=True)
+    return time.perf_counter() - t0
+
+
+def run_size(n: int, tmp: Path, env: dict[str, str], port: int | None) -> dict[str, float]:
+    root = tmp / f"n{n}"
+    root.mkdir()
+    spec, plan_s, write_s = write_store(n, root)
+    figures = {"plan_s": plan_s, "write_s": write_s}
+    print(f"  store_scale: {n:,} rows: planned in {plan_s:.1f} s, written in {write_s:.1f} s", flush=True)
+    for k, v in measure(str(root / "store"), spec, env).items():
+        figures[f"local_{k}"] = v
+    print(f"  store_scale: {n:,} rows, local: " + ", ".join(f"{k[6:]} {v:.1f} s" for k, v in figures.items()
+                                                            if k.startswith("local_")), flush=True)
+    if port is not None:
+        uri = f"s3://bench/n{n}?endpoint_override=http://127.0.0.1:{port}&scheme=http"
+        shutil.rmtree(root / "store" / "index", ignore_errors=True)
+        figures["s3_upload_s"] = upload(root / "store", uri)
+        for k, v in measure(uri, spec, env).items():
+            figures[f"s3_{k}"] = v
+        print(f"  store_scale: {n:,} rows, S3: " + ", ".join(f"{k[3:]} {v:.1f} s" for k, v in figures.items()
+                                                           if k.startswith("s3_")), flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    return figures
+
+
+def verdict(n: int, figures: dict[str, float]) -> list[str]:
+    """One line per target that applies to this size: the slowest command against it."""
+    lines = []
+    for where in ("local", "s3"):
+        target = TARGETS.get((n, where))
+        got = [figures[f"{where}_{c}"] for c in COMMANDS if f"{where}_{c}" in figures]
+        if target is not None and got:
+            lines.append(f"{n:,} rows {where}: slowest command {max(got):.1f} s, target < {target:.0f} s: "
+                         f"{'ok' if max(got) < target else 'MISSED'}")
+    return lines
+
+
+def main(sizes: tuple[int, ...] = (1_000, 10_000), s3: bool = True) -> dict[str, float]:
+    """Write, index and read stores of `sizes` rows; returns the figures it prints."""
+    load = busy_cores()
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    os.environ.update(creds)
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    server, port = _moto() if s3 else (None, None)
+    tmp = Path(tempfile.mkdtemp(prefix="ddray-bench-store-"))
+    out: dict[str, float] = {"busy_cores_before": load}
+    lines = []
+    try:
+        for n in sizes:
+            figures = run_size(n, tmp, env, port)
+            out.update({f"{n}_{k}": v for k, v in figures.items()})
+            lines += verdict(n, figures)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if server is not None:
+            server.stop()
+    print("store_scale: " + "; ".join(lines) + f" ({load:.1f} of {os.cpu_count()} cores busy before)")
+    if warning := busy_warning(load, "store_scale"):
+        print(warning)
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000, 10_000], help="store sizes to measure")
+    parser.add_argument("--no-s3", action="store_true", help="local folder only")
+    args = parser.parse_args()
+    main(tuple(args.rows), not args.no_s3)
