@@ -10,8 +10,9 @@ and imports included):
 - `ddray status` before any index exists (every row file read and verified, as before the index),
 - `ddray store compact` (the first one reads every file once),
 - `ddray status`, `ddray report --format csv` and a no-op `ddray run SPEC` on the indexed store,
+- `ddray --version` (what any fresh process costs before it reads a store),
 
-and in-process the parts of `ddray run`'s start-up: planning the spec, and one `Store.scan`.
+and in-process (no start-up): planning the spec, one `Store.scan`, `store_status` and `report_store`.
 The S3 store is the local one uploaded as is (`pyarrow.fs.copy_files`) to a moto server in this
 process; moto answers from Python, so its figures are an upper bound for a real object store's
 request count, not its latency. Targets (2 cores): at 10,000 rows each command < 5 s locally and
@@ -100,10 +101,27 @@ def measure(uri: str, spec: Path, env: dict[str, str]) -> dict[str, float]:
     out["status"] = _ddray(["status", uri], env)
     out["report"] = _ddray(["report", uri, "--format", "csv"], env)
     out["noop_run"] = _ddray(["run", str(spec), "--store", uri, "--no-progress"], env)
+    out["startup"] = _ddray(["--version"], env)  # the fixed cost of a fresh process: interpreter and imports
+    return {**out, **in_process(uri)}
+
+
+def in_process(uri: str) -> dict[str, float]:
+    """The same reads without a process' start-up: one scan, `status` and `report` as functions."""
+    from ddray.reporting import report_store
+    from ddray.status import store_status
+    from ddray.store import Store
+
+    out = {}
     t0 = time.perf_counter()
     scan = Store(uri).scan()
     out["scan"] = time.perf_counter() - t0
     assert scan.indexed == scan.table.num_rows and not scan.bad
+    t0 = time.perf_counter()
+    store_status(uri)
+    out["status_fn"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report_store(uri, fmt="csv")
+    out["report_fn"] = time.perf_counter() - t0
     return out
 
 
@@ -157,6 +175,49 @@ def run_size(n: int, tmp: Path, env: dict[str, str], port: int | None) -> dict[s
     return figures
 
 
+def driver_memory(n: int = 2_000) -> dict[str, float]:
+    """Python heap per trial held by a `ddray run` driver, from tracemalloc over a fake-trial loop.
+
+    ddray's part is what `run_plan` builds per planned trial (the plan's trial, the config Tune is
+    handed, the ready queue's entry); Tune's part is what its controller keeps per trial until the
+    run ends (a `Trial` with its metric statistics and cached JSON state), driven here through Tune's
+    own `Trial.update_last_result` with results shaped like the trainable's (an epoch report a
+    second, then the stored one). No Ray is started.
+    """
+    import tracemalloc
+
+    from ray.tune.experiment import Trial as TuneTrial
+
+    from ddray.plan import make_plan
+    from ddray.run.runner import expected_work
+    from ddray.run.schedule import ReadyQueue
+    from ddray.spec import parse_spec
+    from ddray.spec_check import resolve_methods
+
+    spec = resolve_methods(parse_spec(_spec(n, "unused")))
+    env = {"store": "/tmp/store", "roots": {"digits": None}, "checkpoint_every": 0, "cache_gb": None}
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    trials = make_plan(spec).trials
+    configs = {t.key: {**t.to_dict(), "gpu": 0.0} for t in trials}
+    queue = ReadyQueue(trials, set(), expected_work)
+    ours = tracemalloc.get_traced_memory()[0] - base
+    kept = []
+    for t in trials:
+        config = {"trial": configs[t.key], "env": env, "owner": "driver"}
+        tt = TuneTrial("run_trial", config=config, stub=True)
+        for epoch in range(3):
+            tt.update_last_result({"epoch": epoch, "epochs": 3, "top1": -1.0, "training_iteration": epoch + 1,
+                                   "config": config, "pid": 1})
+        tt.update_last_result({"stored": 1, "wrote": 1, "top1": 0.5, "pid": 1, "training_iteration": 4, "config": config})
+        tt.run_metadata.get_json_state()
+        kept.append(tt)
+    tune = tracemalloc.get_traced_memory()[0] - base - ours
+    tracemalloc.stop()
+    del queue, kept
+    return {"ddray_kb_per_trial": ours / len(trials) / 1024, "tune_kb_per_trial": tune / len(trials) / 1024}
+
+
 def verdict(n: int, figures: dict[str, float]) -> list[str]:
     """One line per target that applies to this size: the slowest command against it."""
     lines = []
@@ -177,7 +238,9 @@ def main(sizes: tuple[int, ...] = (1_000, 10_000), s3: bool = True) -> dict[str,
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     server, port = _moto() if s3 else (None, None)
     tmp = Path(tempfile.mkdtemp(prefix="ddray-bench-store-"))
-    out: dict[str, float] = {"busy_cores_before": load}
+    out: dict[str, float] = {"busy_cores_before": load, **driver_memory()}
+    print(f"  store_scale: driver heap per trial: ddray {out['ddray_kb_per_trial']:.1f} KB, "
+          f"Tune {out['tune_kb_per_trial']:.1f} KB", flush=True)
     lines = []
     try:
         for n in sizes:
