@@ -156,7 +156,7 @@ def run(spec: SpecArg,
     st = Store(uri)
     st.check_writable()
     scan = st.scan()  # the run's one read of every row: the recipe check and what is left to run
-    check_store_compat(st, text, make_plan(s), scan)
+    check_store_compat(st, text, make_plan(s) if only else p, scan)  # the whole spec's plan, made once
     st.save_spec(text)
     summary = run_plan(s, p, st, address=address, max_failures=max_failures, retry_errored=retry_errored,
                        verbose=verbose, progress=progress, max_wait_s=max_wait, scan=scan)
