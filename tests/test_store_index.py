@@ -181,3 +181,19 @@ def test_store_compact_command_indexes_a_store_and_refuses_a_folder_that_is_none
     assert "index is current" in CliRunner().invoke(app, ["store", "compact", st.uri]).output
     none = CliRunner().invoke(app, ["store", "compact", str(tmp_path / "nothing")])
     assert none.exit_code == 2 and "no ddray store" in none.output
+
+
+def test_a_running_driver_compacts_every_n_finished_trials_and_at_its_end(store):
+    from ddray.run.compactor import Compactor
+
+    st, trials = store
+    compactor = Compactor(st, every=2)
+    compactor.on_trial_complete(0, [], None)
+    assert compactor.thread is None  # one finished trial: not yet
+    compactor.on_trial_complete(1, [], None)
+    compactor.thread.join()
+    assert [r.rows for r in segments.read_manifest(st.loc)] == [len(trials) - 2]
+    _write(st, trials[-2:])
+    done = compactor.finish()  # the run's end: what is stored now, folded in
+    assert [r.rows for r in segments.read_manifest(st.loc)] == [len(trials) - 2, 2]
+    assert {k for keys in done.keys.values() for k in keys} == {t.key for t in trials}
