@@ -105,13 +105,13 @@ class _Builder:
         return self.protocols[(kind, name)]
 
     def add(self, config: TrialConfig, deps: Iterable[str], res_key: str, method: str | None) -> str:
-        key = config.key
         res = resources_for(self.spec, res_key)
-        old = self.trials.get(key)
-        methods = tuple(sorted(set((old.methods if old else ()) + ((method,) if method else ()))))
-        self.trials[key] = Trial(config=config, deps=tuple(sorted(set(deps))), cpu=res.cpu, gpu=res.gpu,
-                                 methods=methods)
-        return key
+        trial = Trial(config=config, deps=tuple(sorted(set(deps))), cpu=res.cpu, gpu=res.gpu,
+                      methods=(method,) if method else ())
+        old = self.trials.get(trial.key)  # the key is hashed once per add (it is half of planning's time)
+        methods = tuple(sorted(set((old.methods if old else ()) + trial.methods)))
+        self.trials[trial.key] = trial if methods == trial.methods else replace(trial, methods=methods)
+        return trial.key
 
     def pretrained(self, dataset: str, arch: str) -> str:
         """Acc(full, hard) of `arch` as its pretrained checkpoint scores it: one trial, no training."""
