@@ -146,7 +146,7 @@ def collect_orphans(loc: Location, keep: tuple[SegmentRef, ...] | list[SegmentRe
     for info in listdir(loc, index_path(loc)):
         if info.type != pafs.FileType.File or not info.base_name.startswith("seg-") or info.base_name in names:
             continue
-        if info.mtime is not None and now - info.mtime.timestamp() >= min_age_s:
+        if info.mtime_ns is not None and now - info.mtime_ns / 1e9 >= min_age_s:
             delete_file(loc, info.path)
             gone.append(info.base_name)
     return gone
