@@ -127,7 +127,7 @@ def run(spec: SpecArg,
         max_wait: Annotated[Optional[float], typer.Option("--max-wait", help="give up (exit 1) after this many seconds in which trials wait for resources and none runs (an autoscaling cluster that cannot provide them)")] = None) -> None:
     """Run every trial of a spec that is not in the store yet (idempotent; resumes after any failure).
 
-    Exit 0: every planned trial is stored; 1: some failed or could not run; 2: bad input; 130: interrupted.
+    Exit 0: every planned trial is stored; 1: some failed or could not run; 2: bad input; 130: interrupted (Ctrl-C), 143: stopped by SIGTERM.
     """
     import os
 
@@ -249,8 +249,8 @@ def _print_cells(cells, format: str) -> None:
 @app.command()
 @user_errors
 def report(store: Annotated[str, typer.Argument(help="store URI")],
-           format: Annotated[str, typer.Option("--format", help="table | md | csv | json | html | leaderboard (DD-Ranking's leaderboard CSV) | latex (booktabs unified table)")] = "table",
-           out_dir: Annotated[Optional[Path], typer.Option("--out", help="write every format, PNG plots and report.html here")] = None,
+           format: Annotated[str, typer.Option("--format", help="table | md | csv | json | html | leaderboard (DD-Ranking's leaderboard CSV) | latex (booktabs tables: robust scores with ranks, accuracy)")] = "table",
+           out_dir: Annotated[Optional[Path], typer.Option("--out", help="write every format here: report.txt/.md/.json/.tex, one CSV per table, leaderboard.csv, PNG plots and report.html")] = None,
            lam: Annotated[Optional[float], typer.Option("--lambda", help="λ of LRS (default: the spec's, 0.5)")] = None,
            gamma: Annotated[Optional[float], typer.Option("--gamma", help="γ of ARS (default: the spec's, 0.5)")] = None,
            compat: Annotated[Optional[str], typer.Option(help="none | ddranking-0.2 (the official package's percent formula)")] = None) -> None:
@@ -258,8 +258,8 @@ def report(store: Annotated[str, typer.Argument(help="store URI")],
     from ddray.reporting import report_store
 
     text = report_store(store, fmt=format, out_dir=out_dir, lam=lam, gamma=gamma, compat=compat)
-    if text:
-        print(text)
+    if text:  # `> file` gives the very bytes the page's download buttons give: no extra blank line
+        print(text, end="" if text.endswith("\n") else "\n")
 
 
 @app.command()

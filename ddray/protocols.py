@@ -87,6 +87,8 @@ class Protocol(PlainNumbers):
             raise ValueError(f"labels '{self.labels}' need a soft loss (kl, sce or mse_gt), not ce")
         if isinstance(self.lr, tuple) and not self.lr:
             raise ValueError("lr search list is empty")
+        if any(not lr > 0 for lr in (self.lr if isinstance(self.lr, tuple) else (self.lr,))):  # NaN too
+            raise ValueError(f"lr must be > 0, not {self.lr}")
         return self
 
     def zeta_for(self, arch: str) -> float:

@@ -20,6 +20,7 @@ from ddray.protocols import PRESETS, LabelSetting, Protocol, full_recipe, resolv
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_NAME = 100  # names become folder names (Ray Tune's experiment dir): file systems cap a name at 255 bytes
+RESERVED_METHOD_NAMES = ("syn", "rdm", "full")  # arms: the report's columns for them would collide
 SEED_MAX = 2**32 - 1  # numpy's seed range; torch takes 64 bits, and ddray adds stream offsets to seeds
 
 
@@ -281,10 +282,35 @@ class Spec(_Strict):
             raise ValueError(f"{len(v)} characters; at most {MAX_NAME}")
         return v
 
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str | None) -> str | None:
+        from ddray.store.fs import local_path_problem
+
+        problem = None if v is None else local_path_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @field_validator("datasets", "methods")
     @classmethod
     def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _short_names(v)
+
+    @field_validator("methods")
+    @classmethod
+    def _method_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Method names are table columns, `--only` values, CSV cells and folder names: a name of
+        letters, digits, '.', '_' and '-' survives all of them, and an arm's name would put the
+        arm's numbers under the method's name in the accuracy table."""
+        for name in v:
+            if not _NAME.match(name):
+                raise ValueError(f"method name {name!r}: use letters, digits, '.', '_' and '-' only "
+                                 "(not empty, no spaces, commas, slashes or control characters)")
+            if name in RESERVED_METHOD_NAMES:
+                raise ValueError(f"method name {name!r} is an arm's name ({', '.join(RESERVED_METHOD_NAMES)}); "
+                                 "choose another")
+        return v
 
     @field_validator("ipc")
     @classmethod

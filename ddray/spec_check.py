@@ -256,6 +256,23 @@ def _check_datasets(spec: Spec, bad_archs: set[str], problems: list[str]) -> dic
     return metas
 
 
+def _check_teacher_files(spec: Spec, metas: dict[str, DatasetMeta], bad_archs: set[str], problems: list[str]) -> None:
+    """Each teacher checkpoint is loaded into its arch for every dataset, as a trial would: it must
+    read (weights only), hold finite numbers and fit the arch and the class count."""
+    from ddray.engine.teacher import load_teacher
+
+    for i, t in enumerate(spec.teacher_list):
+        if not t.checkpoint or t.arch in bad_archs or not Path(t.checkpoint).is_file():
+            continue
+        where = f"teachers.{i}" if isinstance(spec.teachers, list) else "teachers"
+        for meta in metas.values():
+            try:
+                load_teacher(t.checkpoint, t.arch, meta)  # type: ignore[arg-type]  (shape and classes suffice)
+            except InputError as e:
+                problems += [f"{where}.checkpoint: {m}" for m in e.problems]
+                break
+
+
 def check_spec(spec: Spec, data: bool = True) -> None:
     """Check a parsed spec against the registries and, with `data`, against data roots, class counts
     and the files it names (checkpoints, distilled sets); raise every problem at once."""
@@ -282,6 +299,7 @@ def check_spec(spec: Spec, data: bool = True) -> None:
             problems.append(f"{where}.checkpoint: {t.checkpoint} is not a file")
     if data:
         metas = _check_datasets(spec, bad_archs, problems)
+        _check_teacher_files(spec, metas, bad_archs, problems)
     if spec.protocol not in PRESETS:
         problems.append(f"protocol: unknown preset '{spec.protocol}'{did_you_mean(spec.protocol, PRESETS)}; known: {', '.join(PRESETS)}")
     else:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_serializer, model_validator
 
-from ddray.keys import config_key
+from ddray.keys import canonical_json, config_key
 from ddray.protocols import LabelSetting, Protocol
 
 STAGES = ("full", "synth", "search", "eval")
@@ -204,6 +204,25 @@ def comparison_cell(config: BaseModel) -> str | None:
         return None
     data = config.model_dump(mode="json")
     return config_key({k: v for k, v in data.items() if k not in ("arm", "method", "synth")})
+
+
+def identity_columns(config: BaseModel, key: str) -> dict[str, Any]:
+    """A trial's stored-row columns that its config alone decides (`ROW_SCHEMA`'s identity and
+    config columns): what the run writes into its row, and what a report reads for a trial that
+    is planned but not stored yet (the coverage grid)."""
+    method = getattr(config, "method", None)
+    protocol = getattr(config, "protocol", None)
+    teachers = getattr(config, "teachers", None) or ()
+    return {
+        "key": key, "stage": config.stage, "track": getattr(config, "track", None) or "fixed",  # type: ignore[attr-defined]
+        "cell": comparison_cell(config), "method": method.name if method else None,
+        "dataset": config.dataset.name, "ipc": getattr(config, "ipc", None),  # type: ignore[attr-defined]
+        "arch": getattr(config, "arch", None), "arm": getattr(config, "arm", None), "labels": getattr(config, "labels", None),
+        "aug": getattr(config, "aug", None), "seed": config.seed,  # type: ignore[attr-defined]
+        "protocol": protocol.get("name") if protocol else None,
+        "protocol_json": canonical_json(protocol) if protocol else None,
+        "teacher": ",".join(t.source for t in teachers) or None, "config_json": canonical_json(config),
+    }
 
 
 @dataclass(frozen=True)

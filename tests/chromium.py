@@ -87,8 +87,8 @@ class Browser:
     async def _session(self, aiohttp: Any) -> Any:
         return aiohttp.ClientSession()
 
-    def open(self, path: Path) -> Page:
-        """Load `path` in a new tab, wait until the page has loaded, and return it."""
+    def open(self, path: Path, scripts: bool = True) -> Page:
+        """Load `path` in a new tab (with JavaScript off when not `scripts`), wait until it has loaded."""
         target = self._loop.run_until_complete(self._put(f"http://127.0.0.1:{self.port}/json/new?about:blank"))
         ws = self._loop.run_until_complete(self._http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0))
         self._sockets.append(ws)
@@ -98,6 +98,8 @@ class Browser:
         self._loop.run_until_complete(page._call(
             "Page.addScriptToEvaluateOnNewDocument",
             source="window.__errors=[];addEventListener('error',e=>__errors.push(String(e.message)));"))
+        if not scripts:  # as a reader with JavaScript disabled sees it; DevTools' own evaluate still runs
+            self._loop.run_until_complete(page._call("Emulation.setScriptExecutionDisabled", value=True))
         self._loop.run_until_complete(page._call("Page.navigate", url=Path(path).resolve().as_uri()))
         deadline = time.monotonic() + 30
         while page.evaluate("document.readyState") != "complete" or page.evaluate("location.protocol") != "file:":

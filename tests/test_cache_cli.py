@@ -65,3 +65,41 @@ def test_bad_input_exits_2_naming_the_problem(tmp_path, node):
     assert runner.invoke(app, ["cache", "rm"]).exit_code == 2  # neither ENTRY nor --all
     missing = runner.invoke(app, ["cache", "rm", "nope"])
     assert missing.exit_code == 2 and "no entry" in missing.output
+
+
+def test_verify_names_a_damaged_entry_and_exits_1(tmp_path, node):
+    spec = spec_for(tmp_path, imagenet_shaped(tmp_path / "inet", train=3, val=2))
+    assert runner.invoke(app, ["cache", "warm", str(spec)]).exit_code == 0
+    ok = runner.invoke(app, ["cache", "verify"])
+    assert ok.exit_code == 0 and "2 entries checked" in ok.output and "0 damaged" in ok.output
+    (test,) = [e for e in node.entries() if e.meta["describe"]["split"] == "test"]
+    x = test.path / "x.npy"
+    data = bytearray(x.read_bytes())
+    data[-1] ^= 0x01  # one bit, size kept
+    x.write_bytes(bytes(data))
+    bad = runner.invoke(app, ["cache", "verify"], env={"COLUMNS": "200"})
+    assert bad.exit_code == 1 and f"damaged: {test.id}" in bad.output and "x.npy chunk 0" in bad.output
+    assert "1 damaged" in bad.output
+
+
+def test_rm_never_removes_a_build_in_progress_or_its_lock(tmp_path, node):
+    """`rm --all` while another process builds: the build folder, the entry and the lock stay."""
+    import threading
+
+    spec = spec_for(tmp_path, imagenet_shaped(tmp_path / "inet", train=3, val=2))
+    assert runner.invoke(app, ["cache", "warm", str(spec)]).exit_code == 0
+    building = node.entries()[0]
+    done = {}
+    with node.lock(building.id):        # a builder holds the entry's lock ...
+        partial = node.root / f".build-{building.id}-abc"
+        partial.mkdir()                  # ... and writes its temporary folder
+        worker = threading.Thread(target=lambda: done.update(out=runner.invoke(app, ["cache", "rm", "--all"])))
+        worker.start()
+        worker.join(timeout=30)          # rm does not wait for the builder (nor block it)
+        assert not worker.is_alive()
+        assert partial.is_dir() and building.path.is_dir() and (node.root / f"{building.id}.lock").is_file()
+        assert f"kept {building.id}: it is being built now" in done["out"].output
+        with node.lock(building.id, wait=False) as second:
+            assert not second            # still exclusive: no second builder gets in
+    assert runner.invoke(app, ["cache", "rm", "--all"]).exit_code == 0
+    assert not list(node.root.iterdir())

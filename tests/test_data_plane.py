@@ -7,6 +7,7 @@ the rows a trial reads.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -247,17 +248,58 @@ def test_cache_entry_is_checked_at_open_and_rebuilt_when_damaged(tmp_path):
         assert cache.open(entry.id, layout) is not None
 
 
-def test_changed_files_make_a_new_entry(tmp_path):
+def test_changed_files_make_a_new_entry_even_at_equal_size_and_mtime(tmp_path):
     root = imagenet_shaped(tmp_path / "inet", train=2, val=2)
     cache = NodeCache(tmp_path / "cache")
     load_dataset("imagefolder", root, cache=cache, image_size=16).test.resident()
     first = {e.id for e in cache.entries()}
     one = next((root / "val" / WNIDS[0]).iterdir())
-    Image.fromarray(np.full((30, 30, 3), 9, np.uint8)).save(one, format="JPEG")
+    st, size = one.stat(), one.stat().st_size
+    buf = io.BytesIO()
+    Image.fromarray(np.full((30, 30, 3), 9, np.uint8)).save(buf, format="JPEG")
+    assert len(buf.getvalue()) < size
+    one.write_bytes(buf.getvalue().ljust(size, b"\0"))  # JPEG decoders stop at the end-of-image marker
+    os.utime(one, ns=(st.st_atime_ns, st.st_mtime_ns))   # `touch -r`: size and mtime as before
+    assert (one.stat().st_size, one.stat().st_mtime_ns) == (size, st.st_mtime_ns)
     clear_cache()
     changed = load_dataset("imagefolder", root, cache=cache, image_size=16)
     assert int(changed.test.resident()[0].float().mean()) < 30  # the new image, not the cached old one
     assert len({e.id for e in cache.entries()} - first) == 1
+
+
+def test_flipped_bytes_in_a_cached_split_are_caught_and_rebuilt(tmp_path, capsys):
+    """Half the pixel bytes flipped, size and mtime kept: the layout checks pass, the checksums do not."""
+    root = imagenet_shaped(tmp_path / "inet", train=2, val=2)
+    cache = NodeCache(tmp_path / "cache")
+    good = load_dataset("imagefolder", root, cache=cache, image_size=16).test.tensor().clone()
+    (entry,) = [e for e in cache.entries() if e.meta.get("describe", {}).get("split") == "test"]
+    x = entry.path / "x.npy"
+    st, data = x.stat(), bytearray(x.read_bytes())
+    header = len(data) - good.numel()
+    for i in range(header, len(data), 2):
+        data[i] ^= 0xFF
+    x.write_bytes(bytes(data))
+    os.utime(x, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert [why for e, why in cache.verify() if e.id == entry.id] == [["x.npy chunk 0 (bytes 0-16777215)"]]
+    assert cache.open(entry.id, Layout(len(good), tuple(good.shape[1:]), "uint8")) is None
+    assert f"node cache entry {entry.id} is damaged" in capsys.readouterr().err
+    clear_cache()
+    again = load_dataset("imagefolder", root, cache=cache, image_size=16)
+    assert torch.equal(again.test.tensor(), good)  # rebuilt from the files
+    assert all(not why for _, why in cache.verify())
+
+
+def test_an_unwritable_cache_folder_streams_with_one_warning(tmp_path, capsys):
+    root = imagenet_shaped(tmp_path / "inet", train=2, val=2)
+    want = load_dataset("imagefolder", root, cache=NodeCache(tmp_path / "ok"), image_size=16)
+    want = (want.train.tensor().clone(), want.test.tensor().clone())
+    capsys.readouterr()
+    (tmp_path / "file").write_text("not a folder")
+    for _ in range(2):
+        clear_cache()
+        data = load_dataset("imagefolder", root, cache=NodeCache(tmp_path / "file"), image_size=16)
+        assert torch.equal(data.train.tensor(), want[0]) and torch.equal(data.test.tensor(), want[1])
+    assert capsys.readouterr().err.count("is not writable") == 1
 
 
 def test_a_split_over_the_budget_streams_and_keeps_its_statistics(tmp_path):

@@ -194,14 +194,14 @@ def test_ties_share_the_best_rank_and_unscored_cells_say_why(page):
 
 
 @needs_browser
-def test_clicking_a_header_sorts_blanks_last(page):
+def test_clicking_a_header_sorts_best_first_then_back_blanks_last(page):
     set_weights(page, 0.5, 0.5)
     click = "(() => {const th = [...document.querySelectorAll('#live thead th')].find(t => t.textContent === 'LRS'); th.click();})()"
     values = "[...document.querySelectorAll('#live tbody tr')].map(tr => tr.querySelector('[data-col=lrs]').dataset.v)"
+    page.evaluate(click)  # a score column: best (highest) first on the first click
+    down = page.evaluate(values)
     page.evaluate(click)
     up = page.evaluate(values)
-    page.evaluate(click)
-    down = page.evaluate(values)
     filled = [float(v) for v in up if v]
     assert filled == sorted(filled) and all(not v for v in up[len(filled):])
     assert [float(v) for v in down if v] == sorted(filled, reverse=True) and all(not v for v in down[len(filled):])
@@ -264,3 +264,18 @@ def test_a_page_with_nothing_scored_has_no_sliders_and_no_errors(browser, tmp_pa
     page = browser.open(tmp_path / "report.html")
     assert page.evaluate("[!!document.getElementById('lambda'), document.body.innerText.includes('no rows to report')]") == [False, True]
     assert page.errors() == []
+
+
+@needs_browser
+@pytest.mark.parametrize(("lam", "gam"), [(0.3, 0.6), (1.0, 0.0)])
+def test_downloads_equal_pythons_exports_with_odd_names_ties_and_na_cells(page, rows, lam, gam):
+    """The page's CSV and LaTeX at (λ, γ) are Python's, byte for byte, escaping and n/a included."""
+    from ddray.report import render
+    from ddray.report.latex import HEAD, latex_robust
+
+    set_weights(page, lam, gam)
+    latex, csv = page.evaluate("ddrayExportText('latex')"), page.evaluate("ddrayExportText('csv')")
+    rep = build_report(rows, lam=lam, gamma=gam, n_boot=1)
+    assert latex == HEAD + latex_robust(rep)
+    assert csv == render(rep, "leaderboard")
+    assert r"r\&d</script><b>" in latex and "n/a" in latex and '"r&d</script><b>""x"" (convnet-d3)"' in csv

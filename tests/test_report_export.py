@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from ddray.cli import app
 from ddray.report import build_report, render
-from ddray.report.export import LEADERBOARD_COLUMNS, latex_escape
+from ddray.report.export import LEADERBOARD_COLUMNS
+from ddray.report.latex import latex_escape
 from ddray.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,14 +84,14 @@ def latex_tables(text: str) -> list[dict]:
 
 def test_latex_is_a_booktabs_table_per_track_with_mean_pm_std(report):
     text = render(report, "latex")
-    assert r"\usepackage{booktabs}" in text and text.count(r"\begin{table}") == text.count(r"\end{table}") == 2
+    assert r"\usepackage{booktabs}" in text and text.count(r"\begin{table}") == text.count(r"\end{table}") == 4
     assert r"\label{tab:ddray-accuracy-fixed}" in text and r"\label{tab:ddray-accuracy-tuned}" in text
-    tables = latex_tables(text)
+    tables = [t for t in latex_tables(text) if "LRS" not in t["header"]]  # the robust-scores tables come first
     assert len(tables) == 2
     fixed = tables[0]
     assert fixed["header"][:4] == ["dataset", "arch", "IPC", "method"] and fixed["spec"][:4] == "llll"
     assert set(fixed["spec"][4:]) == {"r"}
-    # Keys print once per block: fill them down to read the table back.
+    assert all(all(row[:3]) for row in fixed["rows"])  # every row names its dataset, arch and IPC
     last: list[str] = [""] * 3
     parsed = {}
     for row in fixed["rows"]:
@@ -128,7 +129,7 @@ def test_cli_exports_the_committed_fashion_mnist_store(fmt):
         assert {(r["method"], int(r["ipc"]), r["label_type"]): r["hlr"] for r in got} == want
         assert {r["dataset"] for r in got} == {"fashion-mnist"} and all(re.fullmatch(r"\d{4}-\d\d-\d\d", r["date"]) for r in got)
     else:
-        tables = latex_tables(result.output)  # one per recipe: never averaged into one table
+        tables = [t for t in latex_tables(result.output) if "LRS" not in t["header"]]  # accuracy: one per recipe
         assert len(tables) == fixed["track"].nunique() == 2
         assert all(t["header"][:4] == ["dataset", "arch", "IPC", "method"] for t in tables)
         assert {r[3] for t in tables for r in t["rows"]} >= set(fixed["method"]) | {"rdm", "full"}
@@ -146,3 +147,49 @@ def test_one_label_type_under_two_recipes_names_the_recipe():
     got = parse_csv(render(pd.concat([rows, other], ignore_index=True), "leaderboard", n_boot=1))
     assert {r["method"] for r in got if r["method"].startswith("dm")} == {"dm [epochs=1]", "dm [epochs=2]"}
     assert {r["label_type"] for r in got} == {"hard"}
+
+
+def _tex_missing() -> str | None:
+    """Why LaTeX cannot be compiled here, or None (pdflatex and booktabs.sty both installed)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        return "no pdflatex (apt-get install texlive-latex-base texlive-latex-recommended)"
+    found = subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True, text=True).stdout.strip()
+    return None if found else "no booktabs.sty (apt-get install texlive-latex-recommended)"
+
+
+@pytest.mark.skipif(_tex_missing() is not None, reason=str(_tex_missing()))
+@pytest.mark.parametrize("lam", [0.5, 0.3])
+def test_latex_tables_compile_with_pdflatex_and_booktabs(rows, tmp_path, lam):
+    """The round trip a paper makes: every exported table (robust scores, accuracy) through pdflatex."""
+    import subprocess
+
+    tables = render(build_report(rows, lam=lam, n_boot=5), "latex")
+    committed = CliRunner().invoke(app, ["report", str(COMMITTED), "--format", "latex", "--lambda", str(lam)]).stdout
+    for name, text in (("synthetic", tables), ("committed", committed)):
+        doc = tmp_path / f"{name}.tex"
+        doc.write_text("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+                       "\\begin{document}\n" + text + "\\clearpage\n\\end{document}\n", encoding="utf-8")
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-2000:]
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 1000
+        assert "Undefined control sequence" not in run.stdout and "Missing $" not in run.stdout
+    assert r"\textbf{" in tables and latex_escape(ODD) in tables
+
+
+@pytest.mark.parametrize("fmt", ["csv", "leaderboard"])
+def test_csv_exports_name_the_rows_they_leave_out_on_stderr(tmp_path, fmt):
+    """A bad row is left out of every format; the data-only ones name it on stderr, not in the data."""
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(COMMITTED / "rows", store / "rows")
+    bad = store / "rows" / "eval" / f"{'b' * 16}.parquet"
+    bad.write_bytes(b"not parquet")
+    result = CliRunner().invoke(app, ["report", str(store), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert f"left out {bad}" in result.stderr and "not readable as Parquet" in result.stderr
+    assert "left out" not in result.stdout

@@ -97,3 +97,14 @@ def test_empty_report_renders(tmp_path):
     assert "no rows to report" in render(rep, "table")
     paths = write_report(rep, tmp_path)
     assert (tmp_path / "report.html").exists() and not [p for p in paths if p.suffix == ".png"]
+
+
+def test_header_lines_about_one_dataset_carry_its_filter_facet():
+    """A warning about cifar100's full-data seeds hides with cifar100's sections; a general line never does."""
+    rows = synthetic_rows(methods=("random", "dm"), soft_methods=(), datasets=("cifar10", "cifar100"), ipcs=(1,), seeds=(0, 1))
+    rows = rows[~((rows["stage"] == "full") & (rows["dataset"] == "cifar100") & (rows["seed"] == 1))]
+    page = render(build_report(rows, n_boot=5), "html")
+    lines = re.findall(r"<li class=\"([a-z]*)\"([^>]*)>([^<]*)</li>", page)
+    about = [attrs for _, attrs, text in lines if "Acc(full, hard) for cifar100/convnet-d3" in text]
+    assert about == [' data-dataset="cifar100"']  # one arch: no arch filter to obey
+    assert all(attrs == "" for _, attrs, text in lines if text.startswith("λ = "))

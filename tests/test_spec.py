@@ -298,3 +298,33 @@ def test_files_sets_are_read_at_validation(tmp_path):
     torch.save(torch.full((10, 1, 8, 8), 255.0), folder / "images.pt")
     (folder / "lr.pt").unlink()
     assert "pixel values in [0, 1]; found [255, 255]" in _validate(tmp_path, yaml.safe_dump(spec))
+
+
+@pytest.mark.parametrize("name", ["rdm", "full", "syn", "", "a,b", "a\nb", "a\x00b", "a b", "a/b"])
+def test_method_names_are_plain_and_not_an_arms_name(tmp_path, name):
+    """An arm's name would show the arm's numbers under the method's name; a comma cannot be
+    selected with --only; an empty name shows as '?'; control characters break every listing."""
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["methods"] = {name: {"kind": "random"}, "herding": {}}
+    out = _validate(tmp_path, yaml.safe_dump(spec))
+    assert "methods: method name" in out, out
+
+
+@pytest.mark.parametrize("changes, where", [
+    ({"overrides": {"lr": -1}}, "lr must be > 0, not -1"),
+    ({"overrides": {"lr": 0}}, "lr must be > 0, not 0"),
+    ({"overrides": {"lr": [0.1, 0.0]}}, "lr must be > 0"),
+    ({"full": {"epochs": 1, "lr": -0.5}}, "lr must be > 0, not -0.5"),
+])
+def test_lr_must_be_positive(tmp_path, changes, where):
+    assert where in _validate(tmp_path, _tiny_text(**changes))
+
+
+def test_a_store_path_that_cannot_be_a_folder_is_refused_at_validate(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for store, why in [(str(tmp_path / "afile"), "it is a file, not a folder"),
+                       (str(tmp_path / "afile" / "below"), "afile is a file"),
+                       (str(tmp_path / "a\x00b"), "control character(s) '\\x00'")]:
+        assert "store: " in (out := _validate(tmp_path, _tiny_text(store=store))) and why in out, out
+    plan = runner.invoke(app, ["plan", str(write_spec(tmp_path / "ok.yaml", TINY_SPEC)), "--store", str(tmp_path / "afile")])
+    assert plan.exit_code == 2 and "it is a file, not a folder" in plan.output and "Traceback" not in plan.output

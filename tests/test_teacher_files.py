@@ -145,3 +145,42 @@ def test_unreadable_files_are_input_errors_naming_the_file(tmp_path):
     (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(InputError, match=r"garbage\.safetensors: cannot read teacher checkpoint as safetensors"):
         load_teacher(tmp_path / "garbage.safetensors", "tv:resnet18", data)
+
+
+def _digits_teacher(tmp_path, num_classes: int = 10, fill: float | None = None):
+    """A convnet-d1-w16 state dict for digits as ddray builds it, optionally with every float set to `fill`."""
+    from ddray.data import load_dataset
+    from ddray.models import build_model
+
+    data = load_dataset("digits", None)
+    c, h, _ = data.image_shape
+    state = build_model("convnet-d1-w16", c, num_classes, h).state_dict()
+    if fill is not None:
+        state = {k: torch.full_like(v, fill) if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(state, tmp_path / "t.pth")
+    return tmp_path / "t.pth"
+
+
+@pytest.mark.parametrize("num_classes, fill, why", [
+    (10, float("nan"), "holds NaN or infinite values in"),
+    (10, float("inf"), "holds NaN or infinite values in"),
+    (7, None, "10 classes"),
+])
+def test_a_teacher_checkpoint_is_loaded_at_validate(tmp_path, num_classes, fill, why):
+    """An all-NaN teacher stored every student as "diverged", for good; a wrong class count failed every trial."""
+    import copy
+
+    from typer.testing import CliRunner
+
+    from ddray.cli import app
+    from tests.conftest import TINY_SPEC, write_spec
+
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["teachers"] = {"arch": "convnet-d1-w16", "checkpoint": str(_digits_teacher(tmp_path, num_classes, fill))}
+    result = CliRunner().invoke(app, ["validate", str(write_spec(tmp_path / "s.yaml", spec))])
+    assert result.exit_code == 2, result.output
+    assert "teachers.checkpoint: " in result.output and why in " ".join(result.output.split())
+    good = copy.deepcopy(spec)
+    (tmp_path / "good").mkdir()
+    good["teachers"]["checkpoint"] = str(_digits_teacher(tmp_path / "good", 10, None))
+    assert CliRunner().invoke(app, ["validate", str(write_spec(tmp_path / "g.yaml", good))]).exit_code == 0

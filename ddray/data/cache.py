@@ -2,7 +2,7 @@
 
 Layout: `$DDRAY_CACHE_DIR` (default `~/.cache/ddray/data`) holds one folder per entry, named by
 the hash of what the entry is (cache format version, loader, resolved root, options, split, and
-a fingerprint of its files: relative names, sizes, mtimes), with `x.npy` (the pixels, or any
+a fingerprint of its files: relative names, sizes, mtimes and ctimes), with `x.npy` (the pixels, or any
 per-row array such as embeddings), `y.npy` (labels, when the rows have them) and `meta.json`
 (what it is, its layout, and `stats.json` beside it once normalization statistics are computed).
 
@@ -16,8 +16,16 @@ Concurrency: an entry is built in a temporary folder and renamed into place, so 
 a whole entry or none; an `fcntl.flock` on `<entry>.lock` makes a second process that needs the
 same entry wait for the first builder and then read it instead of decoding again. At open, the
 version, layout and file sizes are checked against the header: a truncated or foreign entry is
-rebuilt, never read as data. A split that does not fit (`budget_bytes`, `runtime.cache_gb` in a
-spec, or the disk's free space) is not cached: its readers stream from the source files.
+rebuilt, never read as data. Every file's bytes are checked too: the build writes a CRC-32 of
+each 16 MiB chunk of `x.npy` and `y.npy` into `meta.json`, and the first open of an entry reads
+them back and compares (about 0.5 s per GB, once); a damaged entry is rebuilt, and
+`ddray cache verify` names it. A passed check is remembered in `verified.json` with each file's
+inode, size, mtime and ctime, so later opens cost one stat: any write to a file changes its
+ctime, which no user can set back, so a file edited after the check is checked again.
+
+A split that does not fit (`budget_bytes`, `runtime.cache_gb` in a spec, or the disk's free
+space), or a cache folder that cannot be written, is not cached: its readers stream from the
+source files. `rm` never removes an entry being built or its lock (see `lock`).
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +47,9 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunk checksums in meta.json
+CHUNK = 16 << 20    # bytes per checksum
+CHECKED = ("x.npy", "y.npy")
 ENV_DIR = "DDRAY_CACHE_DIR"
 DEFAULT_DIR = Path("~/.cache/ddray/data")
 DISK_RESERVE_FRACTION = 0.10  # never fill the disk past 90% ...
@@ -56,13 +68,54 @@ def entry_id(parts: Any) -> str:
 
 
 def fingerprint(files: list[Path], root: Path | None) -> str:
-    """Relative names, sizes and mtimes of `files`: a changed, added or removed file changes it."""
+    """Relative names, sizes, mtimes and ctimes of `files`: a changed, added or removed file changes it.
+
+    The ctime catches an edit that keeps size and mtime (`touch -r`): every write sets it and no
+    user can set it back. It costs nothing more than the stat already made (no file is read);
+    the price is a rebuild after a chmod, chown or a copy of the dataset, which also set it.
+    """
     h = hashlib.sha256()
     for f in files:
         st = f.stat()
         name = os.path.relpath(f, root) if root is not None else str(f)
-        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
     return h.hexdigest()[:20]
+
+
+def checksums(path: Path) -> list[int]:
+    """CRC-32 of each CHUNK bytes of a file (crc32 runs at about 2 GB/s: a build barely notices)."""
+    out = []
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            out.append(zlib.crc32(chunk))
+    return out
+
+
+def damaged(path: Path, meta: dict[str, Any]) -> list[str]:
+    """What in entry `path` does not match the checksums of its meta: `x.npy chunk 3 (bytes ...)`."""
+    sums = meta.get("checksums")
+    if not isinstance(sums, dict):
+        return ["meta.json has no checksums"]
+    bad = []
+    for name, want in sums.items():
+        try:
+            got = checksums(path / name)
+        except OSError as e:
+            bad.append(f"{name}: {e.strerror or e}")
+            continue
+        if len(got) != len(want):
+            bad.append(f"{name}: {len(got)} chunks, {len(want)} expected")
+        bad += [f"{name} chunk {i} (bytes {i * CHUNK}-{(i + 1) * CHUNK - 1})"
+                for i, (g, w) in enumerate(zip(got, want)) if g != w]
+    return bad
+
+
+def _signature(path: Path, names: Any) -> dict[str, list[int]]:
+    sig = {}
+    for name in names:
+        st = (path / name).stat()
+        sig[name] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    return sig
 
 
 @dataclass(frozen=True)
@@ -145,6 +198,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+_UNWRITABLE: set[Path] = set()  # cache folders found unwritable in this process (warned once)
+
+
 @dataclass(frozen=True)
 class NodeCache:
     """The cache folder of this node and how much it may hold (`budget_bytes`; None: what the disk spares)."""
@@ -163,6 +219,23 @@ class NodeCache:
 
     def path(self, eid: str) -> Path:
         return self.root / eid
+
+    def writable(self) -> bool:
+        """Whether entries can be built here; when not (a file, a read-only folder), say so once per
+        process and folder: the cache is an optimisation, so trials stream from the files instead."""
+        if self.root in _UNWRITABLE:
+            return False
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+            return True
+        except OSError as e:
+            _UNWRITABLE.add(self.root)
+            print(f"ddray: warning: node cache {self.root} is not writable ({e.strerror or e}); "
+                  f"splits are read from their files instead (set {ENV_DIR} to a writable folder)",
+                  file=sys.stderr, flush=True)
+            return False
 
     # ------------------------------------------------------------------ reading
     def open(self, eid: str, layout: Layout, labels: np.ndarray | None = None) -> Entry | None:
@@ -189,7 +262,38 @@ class NodeCache:
                 return None
             if not np.array_equal(stored, labels):
                 return None
+        if not self._checked(path, meta):
+            return None
         return Entry(path, x, meta)
+
+    def _checked(self, path: Path, meta: dict[str, Any]) -> bool:
+        """The entry's bytes match its checksums: read and compared on the first open, then
+        remembered in `verified.json` for as long as no file of it changes (inode, size, mtime, ctime)."""
+        names = list((meta.get("checksums") or {}).keys())
+        try:
+            sig = _signature(path, names)
+        except OSError:
+            return False
+        if names and _read_json(path / "verified.json") == sig:
+            return True
+        bad = damaged(path, meta)
+        if bad:
+            print(f"ddray: node cache entry {path.name} is damaged ({bad[0]}); rebuilding it from the files",
+                  file=sys.stderr, flush=True)
+            return False
+        with contextlib.suppress(OSError):  # a read-only cache checks again next time
+            _write_json(path / "verified.json", sig)
+        return True
+
+    def verify(self) -> list[tuple[EntryInfo, list[str]]]:
+        """Every entry of this format holding data, with what is damaged in it (empty: its bytes match
+        its checksums). Entries of an older format are never opened (their ids differ): not checked."""
+        out = []
+        for e in self.entries():
+            if e.meta.get("pixels") is False or (e.meta and e.meta.get("version") != FORMAT_VERSION):
+                continue  # statistics only (nothing to check beyond the JSON that parsed), or unused
+            out.append((e, damaged(e.path, e.meta) if e.meta else ["meta.json is unreadable"]))
+        return out
 
     def stats(self, eid: str, scale: float) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         """Normalization statistics stored for `eid` at `scale`, if any."""
@@ -201,15 +305,35 @@ class NodeCache:
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
-    def lock(self, eid: str) -> Iterator[None]:
-        """Exclusive per entry across processes: the second builder waits, then finds the entry built."""
+    def lock(self, eid: str, wait: bool = True) -> Iterator[bool]:
+        """Exclusive per entry across processes: the second builder waits, then finds the entry built.
+
+        Yields True once held; with `wait=False`, yields False at once when another process holds
+        it (a live build). The lock file may be unlinked only by its holder (`remove`): a process
+        that locked a file that was unlinked meanwhile locks the new one instead, so two processes
+        never hold "the" lock of one entry at once.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f"{eid}.lock", "a+") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        path = self.root / f"{eid}.lock"
+        while True:
+            with open(path, "a+") as f:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    same = os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:  # unlinked by a remover while we waited: lock the file that is there now
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                    continue
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                return
 
     def room_for(self, nbytes: int) -> bool:
         """Whether an entry of `nbytes` fits the budget and the disk's spare space."""
@@ -229,7 +353,7 @@ class NodeCache:
         `fill` writes every row of the memory-mapped `x`; an exception from it (an undecodable
         image) leaves no entry behind and propagates.
         """
-        if not self.enabled:
+        if not self.enabled or not self.writable():
             return None
         with self.lock(eid):
             entry = self.open(eid, layout, labels)
@@ -249,9 +373,12 @@ class NodeCache:
                 del x
                 if labels is not None:
                     np.save(tmp / "y.npy", labels)
+                sums = {n: checksums(tmp / n) for n in CHECKED if (tmp / n).exists()}
                 meta = {"version": FORMAT_VERSION, "pixels": True, "layout": layout.json(), "describe": describe,
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "build_s": round(time.perf_counter() - t0, 3)}
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "build_s": round(time.perf_counter() - t0, 3),
+                        "checksums": sums}
                 _write_json(tmp / "meta.json", meta)
+                _write_json(tmp / "verified.json", _signature(tmp, sums))  # just computed from these files
                 self._replace(eid, tmp)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -274,7 +401,7 @@ class NodeCache:
     def save_stats(self, eid: str, scale: float, mean: tuple[float, ...], std: tuple[float, ...],
                    describe: dict[str, Any]) -> None:
         """Keep statistics beside the entry (creating a stats-only entry when the pixels were not cached)."""
-        if not self.enabled:
+        if not self.enabled or not self.writable():
             return
         with self.lock(eid):
             path = self.path(eid)
@@ -300,23 +427,42 @@ class NodeCache:
     def used_bytes(self) -> int:
         return sum(e.bytes for e in self.entries())
 
-    def clear(self) -> int:
-        """Remove every entry, and what killed builders left behind (`.build-*` folders, lock files)."""
-        removed = sum(self.remove(e.id) for e in self.entries())
+    def clear(self) -> tuple[int, list[str]]:
+        """Remove every entry and what killed builders left behind (`.build-*` folders, lock files);
+        returns how many entries went and the ids being built now, which are left alone."""
+        busy: list[str] = []
+        removed = 0
+        for e in self.entries():
+            if self.remove(e.id):
+                removed += 1
+            elif self.path(e.id).is_dir():
+                busy.append(e.id)
         if self.root.is_dir():
-            for p in self.root.iterdir():
-                if p.is_dir() and p.name.startswith((".build-", ".old-")):
-                    shutil.rmtree(p, ignore_errors=True)
-                elif p.suffix == ".lock":
-                    p.unlink(missing_ok=True)
-        return removed
+            for p in sorted(self.root.iterdir()):
+                if p.name.startswith((".build-", ".old-")) and p.is_dir():
+                    eid = p.name.split("-")[1]
+                    with self.lock(eid, wait=False) as held:  # held: its builder is gone
+                        if held:
+                            shutil.rmtree(p, ignore_errors=True)
+                            if not self.path(eid).exists():
+                                (self.root / f"{eid}.lock").unlink(missing_ok=True)
+                        elif eid not in busy:
+                            busy.append(eid)
+                elif p.suffix == ".lock" and not self.path(p.stem).exists():
+                    with self.lock(p.stem, wait=False) as held:
+                        if held:
+                            p.unlink(missing_ok=True)
+        return removed, busy
 
     def remove(self, eid: str) -> bool:
-        """Delete one entry (processes that mapped it keep reading their mapping until they close it)."""
+        """Delete one entry unless it is being built now (processes that mapped it keep reading their
+        mapping until they close it). Its lock file goes while held, so no builder can slip in."""
         path = self.path(eid)
         if not path.is_dir():
             return False
-        with self.lock(eid):
+        with self.lock(eid, wait=False) as held:
+            if not held:
+                return False
             shutil.rmtree(path, ignore_errors=True)
-        (self.root / f"{eid}.lock").unlink(missing_ok=True)
+            (self.root / f"{eid}.lock").unlink(missing_ok=True)
         return True

@@ -1,4 +1,4 @@
-"""`ddray cache warm|ls|rm`: this node's cache of decoded splits (and selection embeddings).
+"""`ddray cache warm|ls|rm|verify`: this node's cache of decoded splits (and selection embeddings).
 
 Mounted by `ddray/cli.py` as `app.add_typer(cache_app, name="cache")`, which also gives its
 commands the CLI's error policy (an InputError is exit 2 with its `path: message` lines). Thin:
@@ -83,8 +83,9 @@ def rm(entry: Annotated[Optional[str], typer.Argument(help="entry id (or a uniqu
     cache = NodeCache.default()
     if all_ == (entry is not None):
         raise InputError("give one ENTRY or --all", path="cache rm")
+    busy: list[str] = []
     if all_:
-        removed = cache.clear()
+        removed, busy = cache.clear()
     else:
         chosen = [e.id for e in cache.entries() if e.id.startswith(entry or "")]
         if len(chosen) != 1:
@@ -92,4 +93,25 @@ def rm(entry: Annotated[Optional[str], typer.Argument(help="entry id (or a uniqu
             raise InputError(f"{found} of {cache.root} starts with '{entry}'; `ddray cache ls` lists them",
                              path="cache rm")
         removed = int(cache.remove(chosen[0]))
+        busy = [] if removed else chosen
     out.print(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {cache.root}")
+    for eid in busy:
+        out.print(f"kept {eid}: it is being built now (rerun `ddray cache rm` when it is done)")
+
+
+@cache_app.command("verify")
+def verify() -> None:
+    """Read every entry of this node's cache and compare its bytes with the checksums written at
+    build; name each damaged entry and exit 1 if there is one (`ddray cache rm ID` removes it, or
+    the next trial that opens it rebuilds it)."""
+    from ddray.data import NodeCache
+
+    cache = NodeCache.default()
+    checked = cache.verify()
+    bad = [(e, why) for e, why in checked if why]
+    for e, why in bad:
+        out.print(f"damaged: {e.id} ({escape(e.what) or e.kind}): {escape('; '.join(why[:3]))}"
+                  + (f" and {len(why) - 3} more" if len(why) > 3 else ""))
+    out.print(f"{len(checked)} entr{'y' if len(checked) == 1 else 'ies'} checked in {cache.root}, {len(bad)} damaged")
+    if bad:
+        raise typer.Exit(1)

@@ -9,12 +9,14 @@ node decodes each split once. Tiny-ImageNet's own validation layout (`val/images
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from .images import open_image
 from .pixels import PixelSpec, labels_tensor
 from .registry import DatasetLoader, register_dataset
 from .sources import FileSource
@@ -26,8 +28,29 @@ EVAL_SPLITS = ("val", "test")
 TINY_ANNOTATIONS = "val_annotations.txt"
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+def _images_under(folder: Path, top: Path) -> list[Path]:
+    """The image files below `folder`, following symlinks only where they stay inside `top` (the
+    split folder) and never in a loop: a link back up the tree would count every image again under
+    a bogus class, and a link out of the dataset reads files nobody listed. Refusals are ValueErrors."""
+    top_real = os.path.realpath(top)
+    seen: set[str] = set()
+    out = []
+    for here, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen or real == top_real or os.path.commonpath([real, top_real]) != top_real:
+            kind = "outside" if os.path.commonpath([real, top_real]) != top_real else "a loop in"
+            raise ValueError(f"{here} is a symlink to {real}, {kind} {top}: replace it with the files")
+        seen.add(real)
+        for name in files:
+            p = Path(here) / name
+            if p.suffix.lower() not in EXTENSIONS:
+                continue
+            target = os.path.realpath(p)
+            if os.path.commonpath([target, top_real]) != top_real:
+                raise ValueError(f"{p} is a symlink to {target}, outside {top}: replace it with the file")
+            if os.path.isfile(target):
+                out.append(p)
+    return sorted(out)
 
 
 @register_dataset("imagefolder")
@@ -45,7 +68,7 @@ class ImageFolder(DatasetLoader):
         classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
         if not classes:
             raise self.error(f"{root / 'train'} has no class folders {self.expected_text()}")
-        files = [_images_under(root / "train" / c) for c in classes]
+        files = self._listed(root / "train", classes)
         empty = [c for c, f in zip(classes, files) if not f]
         if empty:
             raise self.error(f"{root / 'train'}: class folder(s) without images: {', '.join(empty[:5])}")
@@ -65,13 +88,18 @@ class ImageFolder(DatasetLoader):
         if stray:
             raise self.error(f"{split}: class folder(s) not in train/: {', '.join(stray[:5])}")
         paths, labels = [], []
-        for c in folders:
-            found = _images_under(split / c)
+        for c, found in zip(folders, self._listed(split, folders)):
             paths += found
             labels += [index[c]] * len(found)
         if not paths:
             raise self.error(f"{split} holds no images in class folders {self.expected_text()}")
         return paths, labels
+
+    def _listed(self, split: Path, classes: list[str]) -> list[list[Path]]:
+        try:
+            return [_images_under(split / c, split) for c in classes]
+        except ValueError as e:
+            raise self.error(str(e)) from None
 
     def _flat_eval(self, split: Path, index: dict[str, int], **options: Any) -> tuple[list[Path], list[int]]:
         """Images directly in the eval folder, without class folders: a subclass may know their labels."""
@@ -125,11 +153,10 @@ class ImageFolder(DatasetLoader):
         resize = image_size is not None
 
         def decode(path: Path) -> np.ndarray:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                if resize and im.size != (w, h):
-                    im = im.resize((w, h), Image.BILINEAR)
-                arr = np.asarray(im)
+            im = open_image(path)
+            if resize and im.size != (w, h):
+                im = im.resize((w, h), Image.BILINEAR)
+            arr = np.asarray(im)
             if arr.shape != (h, w, 3):
                 raise ValueError(f"is {arr.shape[1]}×{arr.shape[0]}, others {w}×{h}: set the 'image_size' option")
             return arr.transpose(2, 0, 1)

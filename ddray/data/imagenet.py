@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .imagefolder import EXTENSIONS, ImageFolder
+from .images import open_image
 from .registry import register_dataset
 from .types import DatasetMeta, RealData
 
@@ -71,15 +72,13 @@ class ImageNet1k(ImageFolder):
     def decoder(self, split: str, size: tuple[int, int], image_size: int | None, resize: Any = None,
                 **options: Any) -> Callable[[Path], np.ndarray]:
         """Resize the shorter side, center-crop: torchvision's `Resize(256)` + `CenterCrop(224)` on PIL images."""
-        from PIL import Image
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms import functional as tf
 
         crop, side = self._geometry(size[0], resize)
 
         def decode(path: Path) -> np.ndarray:
-            with Image.open(path) as im:
-                im = im.convert("RGB")  # L, CMYK, P and RGBA files alike
+            im = open_image(path)  # L, CMYK, P, RGBA and 16-bit files alike
             im = tf.center_crop(tf.resize(im, side, interpolation=InterpolationMode.BILINEAR), [crop, crop])
             return np.asarray(im).transpose(2, 0, 1)
 

@@ -10,6 +10,7 @@ hold tensors by construction. A file that does not fit the model is reported by 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,25 +40,46 @@ def read_state_dict(path: str | Path, what: str = "checkpoint") -> dict[str, Ten
     state = _unwrap(obj)
     if state is None:
         raise InputError(f"{what} is not a state dict of tensors (found {describe(obj)})", str(path))
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:  # loaded as is, every student of it would be stored, permanently, as "diverged"
+        raise InputError(f"{what} holds NaN or infinite values in {_count(len(broken), 'tensor')} "
+                         f"({_first(broken)}): a diverged training saved it?", str(path))
     return state
 
 
 def _read_safetensors(path: Path, what: str) -> Any:
     try:
-        from safetensors.torch import load_file
+        from safetensors.torch import load
     except ImportError as e:
         raise InputError(f"reading a .safetensors {what} needs the safetensors package "
                          f"(pip install safetensors), or save it with torch.save", str(path)) from e
+    data = _read_file(path, what)
     try:
-        return load_file(str(path), device="cpu")
-    except Exception as e:  # noqa: BLE001 - a corrupt file is the file's fault
+        return load(data)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - parsing bytes in memory: a corrupt file is the file's fault
         raise InputError(f"cannot read {what} as safetensors: {type(e).__name__}: {e}", str(path)) from e
 
 
-def _read_torch(path: Path, what: str) -> Any:
+def _read_file(path: Path, what: str) -> bytes:
+    """The file's bytes. A missing, unreadable or folder path is the input's fault (InputError naming
+    why); any other OSError (an I/O error, a dropped network mount) is transient and propagates, so
+    the trial is retried instead of being stored as a bad input."""
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is the file's fault
+        return Path(path).read_bytes()
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e)).lower()
+        raise InputError(f"cannot read {what}: {reason}", str(path)) from None
+
+
+def _read_torch(path: Path, what: str) -> Any:
+    data = _read_file(path, what)
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - parsing bytes in memory: any unpickling failure is the file's fault
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise InputError(f"cannot read {what} with torch.load(weights_only=True), which refuses pickled "
                          f"code: {type(e).__name__}: {detail}", str(path)) from e

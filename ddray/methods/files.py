@@ -184,9 +184,12 @@ def ships_lr(path: str) -> bool | None:
 
 
 def _torch_load(loc: Location, p: str, shown: str) -> Any:
+    buf = read_buffer(loc, p)  # a failed read (dropped connection) propagates: transient, so retried
     try:
-        return torch.load(read_buffer(loc, p), map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or a pickle that is more than tensors
+        return torch.load(buf, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as e:  # parsing bytes in memory: corrupt file, or a pickle that is more than tensors
         raise InputError(f"cannot read as a tensor file (weights_only): {type(e).__name__}: {e}", path=shown) from e
 
 
@@ -234,9 +237,12 @@ def _pt_file(loc: Location, data: RealData | DatasetMeta, ipc: int, normalized: 
 
 def _npz(loc: Location, data: RealData | DatasetMeta, ipc: int, normalized: bool) -> tuple[DistilledSet, bool]:
     where = loc.uri
+    buf = read_buffer(loc, loc.root)  # a failed read propagates (transient); what follows is the file's
     try:
-        with np.load(read_buffer(loc, loc.root), allow_pickle=False) as z:
+        with np.load(buf, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+    except MemoryError:
+        raise
     except Exception as e:
         raise InputError(f"cannot read as .npz (no pickles allowed): {type(e).__name__}: {e}", path=where) from e
     if "images" not in arrays:
@@ -246,7 +252,7 @@ def _npz(loc: Location, data: RealData | DatasetMeta, ipc: int, normalized: bool
 
 
 def _image_folder(loc: Location, data: RealData | DatasetMeta, ipc: int) -> tuple[DistilledSet, bool]:
-    from PIL import Image
+    from ddray.data.images import open_image
 
     where = loc.uri
     c, h, w = data.image_shape
@@ -263,9 +269,10 @@ def _image_folder(loc: Location, data: RealData | DatasetMeta, ipc: int) -> tupl
             if info.type != pafs.FileType.File or not info.base_name.lower().endswith(IMAGE_SUFFIXES):
                 continue
             shown = loc.shown(folder.base_name, info.base_name)
-            try:
-                img = Image.open(read_buffer(loc, info.path)).convert(mode)
-            except Exception as e:
+            buf = read_buffer(loc, info.path)  # a failed read (permission, connection) propagates: not a bad file
+            try:  # decoding bytes in memory: any failure is the file's
+                img = open_image(buf, mode)
+            except (OSError, ValueError, SyntaxError) as e:
                 raise InputError(f"cannot decode image: {e}", path=shown) from e
             if img.size != (w, h):
                 raise InputError(f"image is {img.size[0]}×{img.size[1]}; expected {w}×{h} like {data.name}", path=shown)

@@ -30,6 +30,8 @@ class Report:
     - `tuning`: fixed vs tuned per cell with gains (empty unless both tracks are present).
     - `synth`: time-to-synthesize per (method, dataset, ipc).
     - `newest_finished_at`: when the newest trial row finished (UTC), the date a leaderboard entry carries.
+    - `coverage`: per (track, dataset, arch, method, IPC) seeds planned / stored / errored and the
+      cell's state (`report/coverage.py`); None when the report was built from rows alone.
     """
 
     settings: Settings
@@ -42,6 +44,7 @@ class Report:
     synth: pd.DataFrame
     warnings: tuple[str, ...] = field(default_factory=tuple)
     newest_finished_at: pd.Timestamp | None = None
+    coverage: pd.DataFrame | None = None
 
     @property
     def tracks(self) -> list[str]:
@@ -50,11 +53,31 @@ class Report:
                       key=lambda t: (not t.startswith("fixed"), t))
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Named tables in report order (what csv/json/html write)."""
-        return {
+        """Named tables in report order (what csv/json/html write); coverage only when known."""
+        out = {
             "scores": self.scores, "accuracy": self.accuracy, "rankings": self.rankings, "kendall": self.kendall,
             "tuning": self.tuning, "synth": self.synth, "per_seed": self.per_seed,
         }
+        return out if self.coverage is None else {**out, "coverage": self.coverage}
+
+    def score_cells(self) -> pd.DataFrame:
+        """`scores` in the order every per-cell export and the page use (track, dataset, IPC, arch,
+        method), with the cell's ranks and its planned seeds (`planned`, NaN when unknown)."""
+        if self.scores.empty:
+            return self.scores.assign(rank_lrs=[], rank_ars=[], planned=[])
+        s = self.scores.assign(planned=self.planned_seeds())
+        keys = ["track", "method", "dataset", "ipc", "arch"]
+        s = s.merge(self.rankings[keys + ["rank_lrs", "rank_ars", "rank_acc"]], on=keys, how="left")
+        return s.sort_values(["track", "dataset", "ipc", "arch", "method"]).reset_index(drop=True)
+
+    def planned_seeds(self) -> pd.Series:
+        """Seeds planned per scores row (aligned with `scores`); NaN where no plan is known."""
+        if self.coverage is None or self.scores.empty:
+            return pd.Series(float("nan"), index=self.scores.index)
+        keys = ["track", "dataset", "arch", "method", "ipc"]
+        cov = self.coverage.assign(ipc=self.coverage["ipc"].astype("int64")).set_index(keys)["seeds_planned"]
+        idx = pd.MultiIndex.from_frame(self.scores[keys].astype({"ipc": "int64"}))
+        return pd.Series(cov.reindex(idx).to_numpy(float), index=self.scores.index)
 
 
 def build_report(

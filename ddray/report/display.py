@@ -7,13 +7,14 @@ package's raw numbers in compat mode), on how a missing or diverged value reads 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ddray.report.build import Report
 from ddray.report.intervals import MIN_SEEDS_T
+from ddray.report.tracks import track_title
 
 DASH = "—"
 LABEL_ORDER = {"hard": 0, "soft": 1, "hybrid": 2}
@@ -21,12 +22,20 @@ LABEL_ORDER = {"hard": 0, "soft": 1, "hybrid": 2}
 
 @dataclass(frozen=True)
 class DisplayTable:
-    """A titled table of strings, with an optional note printed under it."""
+    """A titled table of strings, with an optional note printed under it.
+
+    `track` is the track it shows (None: all); `detail` names the columns the page folds behind
+    a toggle (intervals a reader opens on demand, so the table fits a laptop window); `best`
+    says per score column whether higher or lower is better (the page sorts best-first).
+    """
 
     name: str
     title: str
     frame: pd.DataFrame
     note: str = ""
+    track: str | None = None
+    detail: tuple[str, ...] = ()
+    best: dict[str, str] = field(default_factory=dict)
 
 
 def _num(x: pd.Series, scale: float, digits: int) -> pd.Series:
@@ -68,14 +77,22 @@ def t_interval_text(lo: pd.Series, hi: pd.Series, mean: pd.Series, n: pd.Series,
     return text.where(text != "", short.where(mean.notna() & (n < MIN_SEEDS_T), ""))
 
 
+def seeds_text(n: pd.Series, planned: pd.Series) -> pd.Series:
+    """'3', or '2 of 3' where fewer seeds scored than the plan asks for."""
+    have = n.astype(int).astype(str)
+    short = planned.notna() & (planned > n)
+    return have.where(~short, have + " of " + planned.fillna(0).astype(int).astype(str))
+
+
 def scores_table(report: Report, track: str) -> DisplayTable:
     """Robust scores of one track: mean ± std over seeds, its t-interval and seed bootstrap, score of mean accuracies."""
-    s = report.scores[report.scores["track"] == track]
+    s = report.scores.assign(planned=report.planned_seeds())
+    s = s[s["track"] == track]
     r = report.rankings[report.rankings["track"] == track][["method", "dataset", "ipc", "arch", "rank_lrs"]]
     s = s.merge(r, on=["method", "dataset", "ipc", "arch"], how="left").sort_values(["dataset", "ipc", "arch", "rank_lrs", "method"])
     sc, d, ci = report.settings.score_scale, _score_digits(report), f"{report.settings.ci:.0%}"
     out = pd.DataFrame({"dataset": s["dataset"], "ipc": _ipc(s["ipc"]), "arch": s["arch"], "method": s["method"],
-                        "L": s["label_setting"], "seeds": s["n_seeds"].astype(str)})
+                        "L": s["label_setting"], "seeds": seeds_text(s["n_seeds"], s["planned"])})
     for key, name in (("lrs", "LRS"), ("ars", "ARS")):
         why = s[f"{key}_reason"].fillna("")
         out[name] = mean_std(s[f"{key}_mean"], s[f"{key}_std"], sc, d).where(s[f"{key}_mean"].notna(), why)
@@ -88,13 +105,16 @@ def scores_table(report: Report, track: str) -> DisplayTable:
         (partial[0] != "") & (partial[1] != ""), "; ", "") + ("ARS " + partial[1]).where(partial[1] != "", "")
     st = report.settings
     unit = "raw ddranking-0.2 numbers, percent inputs" if st.compat else "×100"
-    title = f"Robust scores — track {track} (λ = {st.lam:g}, γ = {st.gamma:g}; scores: {unit})"
+    title = f"Robust scores — {track_title(track)} (λ = {st.lam:g}, γ = {st.gamma:g}; scores: {unit})"
     note = (f"LRS/ARS: mean ± std of per-seed scores over the n seeds that scored; {ci} t: Student t-interval of "
             f"that mean, mean ± t·std/√n with n − 1 degrees of freedom (n/a below {MIN_SEEDS_T} seeds); seed bootstrap: "
             f"{(1 - st.ci) / 2:.1%}–{(1 + st.ci) / 2:.1%} percentiles of the mean over {st.n_boot} resamples of the seeds "
             f"(seed {st.seed}), only C(2n−1, n) of them distinct (10 for n = 3): the spread of these seeds, too narrow "
-            "for a confidence interval at few seeds; (mean acc): score of the mean accuracies.")
-    return DisplayTable(f"scores_{track}", title, out.reset_index(drop=True), note)
+            "for a confidence interval at few seeds; (mean acc): score of the mean accuracies; "
+            "'2 of 3' seeds: fewer seeds scored than planned.")
+    detail = tuple(c for c in out.columns if c.endswith((" t", " seed bootstrap", "(mean acc)")))
+    best = {"LRS": "high", "ARS": "high", "LRS(mean acc)": "high", "ARS(mean acc)": "high", "HLR %": "low", "IOR %": "high"}
+    return DisplayTable(f"scores_{track}", title, out.reset_index(drop=True), note, track, detail, best)
 
 
 def accuracy_table(report: Report, track: str) -> DisplayTable:
@@ -120,8 +140,10 @@ def accuracy_table(report: Report, track: str) -> DisplayTable:
     wide.columns.name = None
     settings = sorted(wide.columns[4:], key=lambda c: (LABEL_ORDER.get(c.split(" / ")[0], 9), c.split(" / ")[0], "off" in c))
     wide = wide[list(wide.columns[:4]) + settings]
-    return DisplayTable(f"accuracy_{track}", f"Accuracy % (mean ± std over seeds) — track {track}", wide,
-                        "rdm: class-balanced random real subset of the same IPC; full: whole train split (ipc —).")
+    best = {c: "high" for c in settings}
+    return DisplayTable(f"accuracy_{track}", f"Accuracy % (mean ± std over seeds) — {track_title(track)}", wide,
+                        "rdm: class-balanced random real subset of the same IPC; full: whole train split (no IPC).",
+                        track, best=best)
 
 
 def rankings_table(report: Report, track: str) -> DisplayTable:
@@ -134,10 +156,12 @@ def rankings_table(report: Report, track: str) -> DisplayTable:
         if weight:
             out[f"{name} over {'λ' if weight == 'lambda' else 'γ'}"] = int_range(r[f"rank_{key}_{weight}_min"], r[f"rank_{key}_{weight}_max"])
     st = report.settings
-    return DisplayTable(f"rankings_{track}", f"Rankings — track {track}", out.reset_index(drop=True),
+    return DisplayTable(f"rankings_{track}", f"Rankings — {track_title(track)}", out.reset_index(drop=True),
                         f"seed bootstrap: {(1 - st.ci) / 2:.1%}–{(1 + st.ci) / 2:.1%} percentiles of the rank over "
                         "resamples of the seeds (coarse at few seeds: 10 distinct resamples for 3 seeds); over λ/γ: "
-                        "min–max rank for weights in {0, .25, .5, .75, 1}.")
+                        "min–max rank for weights in {0, .25, .5, .75, 1}.", track,
+                        detail=tuple(c for c in out.columns if " seed bootstrap" in c),
+                        best={c: "low" for c in out.columns if c.endswith(" rank")})
 
 
 def kendall_table(report: Report, track: str) -> DisplayTable:
@@ -145,7 +169,8 @@ def kendall_table(report: Report, track: str) -> DisplayTable:
     k = report.kendall[report.kendall["track"] == track]
     out = pd.DataFrame({"dataset": k["dataset"], "ipc": _ipc(k["ipc"]), "arch": k["arch"],
                         "methods": k["n_methods"].astype(str), "Kendall τ (Acc vs LRS)": _num(k["kendall_tau"], 1.0, 3)})
-    return DisplayTable(f"kendall_{track}", f"Accuracy vs LRS ranking agreement — track {track}", out.reset_index(drop=True))
+    return DisplayTable(f"kendall_{track}", f"Accuracy vs LRS ranking agreement — {track_title(track)}",
+                        out.reset_index(drop=True), track=track)
 
 
 def tuning_table(report: Report) -> DisplayTable:
@@ -157,7 +182,8 @@ def tuning_table(report: Report) -> DisplayTable:
         out[f"{name} fixed"] = _num(t[f"{col}_fixed"], scale, digits)
         out[f"{name} tuned"] = _num(t[f"{col}_tuned"], scale, digits)
         out[f"{name} gain"] = _num(t[f"{col}_gain"], scale, digits)
-    return DisplayTable("tuning", "Gain from tuning (tuned − fixed)", out.reset_index(drop=True))
+    best = {c: "high" for c in out.columns if c.startswith(("Acc", "LRS", "ARS"))}
+    return DisplayTable("tuning", "Gain from tuning (tuned − fixed)", out.reset_index(drop=True), best=best)
 
 
 def synth_table(report: Report) -> DisplayTable:
@@ -165,7 +191,7 @@ def synth_table(report: Report) -> DisplayTable:
     s = report.synth
     out = pd.DataFrame({"method": s["method"], "dataset": s["dataset"], "ipc": _ipc(s["ipc"]),
                         "synth s (median)": _num(s["synth_s"], 1.0, 1), "device": s["synth_device"].fillna("")})
-    return DisplayTable("synth", "Time to synthesize", out.reset_index(drop=True))
+    return DisplayTable("synth", "Time to synthesize", out.reset_index(drop=True), best={"synth s (median)": "low"})
 
 
 def display_tables(report: Report) -> list[DisplayTable]:

@@ -7,10 +7,10 @@
 // are 1 = best with ties sharing the best rank ('min'), as bootstrap.descending_ranks.
 "use strict";
 (function () {
+  document.documentElement.classList.add("js");  // shows the controls, folds detail columns (report.css)
   const DATA = JSON.parse(document.getElementById("ddray-data").textContent);
   const S = DATA.settings;
-  const FACETS = ["track", "dataset", "ipc", "arch", "labels"];
-  const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const FACETS = ["track", "dataset", "ipc", "arch", "labels", "method"];
   const GRID = Array.from({length: 21}, (_, i) => i / 20);
 
   // ---- metrics (metrics.py) ----
@@ -58,8 +58,7 @@
   // ---- cells and their seeds (aggregate.cell_scores) ----
   const cells = DATA.cells.map((c, i) => ({...c, i: i, seeds: [], group: [c.track, c.dataset, c.ipc, c.arch].join("\u001f")}));
   for (const s of DATA.seeds) cells[s.cell].seeds.push(s);
-  const methods = [...new Set(cells.map((c) => c.method))].sort();
-  const color = (m) => PALETTE[methods.indexOf(m) % PALETTE.length];
+  const color = (m) => DATA.colors[m] || "#555";  // colors.py: the same map as the PNGs'
 
   // One cell's score f (lrs or ars) at weight w from its seeds' inputs a, b: the mean ± std of
   // per-seed scores, and the score of the inputs' means over the seeds that score.
@@ -104,22 +103,28 @@
     many("dataset") && {key: "dataset", title: "dataset", text: (r) => r.cell.dataset},
     {key: "ipc", title: "IPC", text: (r) => r.cell.ipc, value: (r) => +r.cell.ipc},
     many("arch") && {key: "arch", title: "arch", text: (r) => r.cell.arch},
-    {key: "rank_lrs", live: true, title: "LRS rank", rank: "lrs", tip: "1 = best LRS in its dataset / IPC / arch; arrows: change against the report's λ"},
+    {key: "rank_lrs", live: true, title: "LRS rank", rank: "lrs", best: "low", tip: "1 = best LRS in its dataset / IPC / arch; arrows: change against the report's λ"},
     {key: "method", title: "method", text: (r) => r.cell.method, swatch: true},
     many("labels") && {key: "labels", title: "L", text: (r) => r.cell.labels, tip: "label setting of the method's syn arm"},
-    {key: "seeds", title: "seeds", text: (r) => String(r.cell.n_seeds), value: (r) => r.cell.n_seeds},
-    {key: "lrs", live: true, title: "LRS", text: (r) => meanStd(r.lrs, r.lrs_std), value: (r) => r.lrs, why: "lrs_reason", tip: "mean ± std of per-seed LRS"},
-    {key: "lrs_of_mean", live: true, title: "LRS(mean acc)", text: (r) => sc(r.lrs_of_mean), value: (r) => r.lrs_of_mean, tip: "LRS of the mean HLR and IOR"},
-    {key: "hlr", title: "HLR %", text: (r) => fix(r.hlr, 100, 2), value: (r) => r.hlr, tip: "Acc(full, hard) − Acc(syn, hard); lower is better"},
-    {key: "ior", title: "IOR %", text: (r) => fix(r.ior, 100, 2), value: (r) => r.ior, tip: "Acc(syn, L) − Acc(rdm, L)"},
-    {key: "rank_ars", live: true, title: "ARS rank", rank: "ars", tip: "arrows: change against the report's γ"},
-    {key: "ars", live: true, title: "ARS", text: (r) => meanStd(r.ars, r.ars_std), value: (r) => r.ars, why: "ars_reason", tip: "mean ± std of per-seed ARS"},
-    {key: "ars_of_mean", live: true, title: "ARS(mean acc)", text: (r) => sc(r.ars_of_mean), value: (r) => r.ars_of_mean},
-    {key: "acc", title: "Acc %", text: (r) => fix(r.acc, 100, 2), value: (r) => r.acc, tip: "Acc(syn, L), mean over seeds"},
-    {key: "rank_acc", title: "Acc rank", rank: "acc"},
+    {key: "seeds", title: "seeds", text: seedsText, value: (r) => r.cell.n_seeds, tip: "seeds that scored; '2 of 3': fewer than planned"},
+    {key: "lrs", live: true, title: "LRS", text: (r) => meanStd(r.lrs, r.lrs_std), value: (r) => r.lrs, why: "lrs_reason", best: "high", tip: "mean ± std of per-seed LRS"},
+    {key: "lrs_of_mean", live: true, detail: true, title: "LRS(mean acc)", text: (r) => sc(r.lrs_of_mean), value: (r) => r.lrs_of_mean, best: "high", tip: "LRS of the mean HLR and IOR"},
+    {key: "hlr", title: "HLR %", text: (r) => fix(r.hlr, 100, 2), value: (r) => r.hlr, best: "low", tip: "Acc(full, hard) − Acc(syn, hard); lower is better"},
+    {key: "ior", title: "IOR %", text: (r) => fix(r.ior, 100, 2), value: (r) => r.ior, best: "high", tip: "Acc(syn, L) − Acc(rdm, L); higher is better"},
+    {key: "rank_ars", live: true, title: "ARS rank", rank: "ars", best: "low", tip: "arrows: change against the report's γ"},
+    {key: "ars", live: true, title: "ARS", text: (r) => meanStd(r.ars, r.ars_std), value: (r) => r.ars, why: "ars_reason", best: "high", tip: "mean ± std of per-seed ARS"},
+    {key: "ars_of_mean", live: true, detail: true, title: "ARS(mean acc)", text: (r) => sc(r.ars_of_mean), value: (r) => r.ars_of_mean, best: "high", tip: "ARS of the mean gaps"},
+    {key: "acc", title: "Acc %", text: (r) => fix(r.acc, 100, 2), value: (r) => r.acc, best: "high", tip: "Acc(syn, L), mean over seeds"},
+    {key: "rank_acc", title: "Acc rank", rank: "acc", best: "low"},
   ].filter(Boolean);
   const scope = ["track", "dataset", "arch", "labels"].filter((f) => cells.length && !many(f))
     .map((f) => (f === "labels" ? cells[0][f] + " labels" : f === "track" ? "track " + cells[0][f] : cells[0][f]));
+
+  function seedsText(r) {
+    const n = r.cell.n_seeds, p = r.cell.planned;
+    return p !== null && p > n ? n + " of " + p : String(n);
+  }
+  const tdClass = (c) => [isText(c) ? "t" : "", c.detail ? "detail" : ""].filter(Boolean).join(" ");
 
   const built = new Map(compute(S.lambda, S.gamma).map((r) => [r.cell, r]));
   const isText = (col) => !col.value && !col.rank;
@@ -150,7 +155,7 @@
     const table = document.getElementById("live"), first = !table.tHead;
     if (first) {
       const tr = table.createTHead().insertRow();
-      for (const c of COLUMNS) tr.append(el("th", {title: c.tip, class: isText(c) ? "t" : ""}, c.title));
+      for (const c of COLUMNS) tr.append(el("th", {title: c.tip, class: tdClass(c), "data-best": c.best}, c.title));
       table.createTBody();
       makeSortable(table);
       document.getElementById("live-scope").textContent = scope.join(" · ");
@@ -160,7 +165,7 @@
       if (first) {
         cell.tr = el("tr", {"data-track": cell.track, "data-dataset": cell.dataset, "data-ipc": cell.ipc, "data-arch": cell.arch,
                             "data-labels": cell.labels, "data-method": cell.method});
-        cell.tds = COLUMNS.map((c) => cell.tr.appendChild(el("td", {"data-col": c.key, class: isText(c) ? "t" : ""})));
+        cell.tds = COLUMNS.map((c) => cell.tr.appendChild(el("td", {"data-col": c.key, class: tdClass(c)})));
       }
       COLUMNS.forEach((c, j) => (first || c.live) && fillTd(cell.tds[j], c, r));
     }
@@ -203,7 +208,15 @@
   function drawSweeps() {
     document.getElementById("sweeps").innerHTML = [...groupBy(cells, (c) => c.group).values()].map((gc) => {
       const c = gc[0], name = [many("track") && "track " + c.track, many("dataset") && c.dataset, "IPC " + c.ipc, many("arch") && c.arch].filter(Boolean).join(" · ");
-      const legend = gc.map((m) => `<span><i class="swatch" style="background:${color(m.method)}"></i>${esc(m.method)}</span>`).join(" ");
+      // Methods whose curves coincide are drawn one over the other: the legend says so.
+      const shape = (m) => JSON.stringify(GRID.map((w) => [cellLrs(m, w).mean, cellArs(m, w).mean]));
+      const firstOf = new Map();
+      const legend = gc.map((m) => {
+        const k = shape(m), twin = firstOf.get(k);
+        if (!twin) firstOf.set(k, m.method);
+        const same = twin ? ` <span class="same" title="identical scores at every weight: drawn under ${esc(twin)}">(= ${esc(twin)})</span>` : "";
+        return `<span><i class="swatch" style="background:${color(m.method)}"></i>${esc(m.method)}${same}</span>`;
+      }).join(" ");
       return `<div class="sweep" data-track="${esc(c.track)}" data-dataset="${esc(c.dataset)}" data-ipc="${esc(c.ipc)}" data-arch="${esc(c.arch)}">` +
         `<div class="t">${esc(name)}</div><div class="pair">${sweepSvg("LRS vs λ", gc, "lrs")}${sweepSvg("ARS vs γ", gc, "ars")}</div>` +
         `<div class="legend">${legend}</div></div>`;
@@ -243,8 +256,9 @@
   }
   function makeSortable(table) {
     [...table.tHead.rows[0].cells].forEach((th, i) => th.addEventListener("click", () => {
-      const same = table.dataset.sortCol === String(i);
-      table.dataset.sortDir = same && table.dataset.sortDir === "asc" ? "desc" : "asc";
+      // First click: best first (scores high to low, ranks and HLR low to high), then the other way.
+      const same = table.dataset.sortCol === String(i), first = th.dataset.best === "high" ? "desc" : "asc";
+      table.dataset.sortDir = same ? (table.dataset.sortDir === "asc" ? "desc" : "asc") : first;
       table.dataset.sortCol = String(i);
       for (const h of table.tHead.rows[0].cells) h.removeAttribute("aria-sort");
       th.setAttribute("aria-sort", table.dataset.sortDir === "asc" ? "ascending" : "descending");
@@ -253,16 +267,44 @@
   }
 
   // ---- filters: an element with data-<facet> shows when it matches every chosen value ----
+  // A section whose own facets differ is hidden; one left with no rows or figures says so.
   function applyFilters() {
     const chosen = {};
     document.querySelectorAll("select[data-facet]").forEach((s) => { if (s.value) chosen[s.dataset.facet] = s.value; });
     const match = (e) => FACETS.every((f) => !(f in chosen) || e.dataset[f] === undefined || e.dataset[f] === chosen[f]);
-    document.querySelectorAll("tbody tr, .fig, .sweep, .block").forEach((e) => (e.hidden = !match(e)));
-    document.querySelectorAll(".block:not([hidden])").forEach((b) => {
-      const rows = b.querySelectorAll("tbody tr");
-      b.hidden = rows.length > 0 && [...rows].every((r) => r.hidden);
+    document.querySelectorAll(FACETS.map((f) => "[data-" + f + "]:not(select)").join(",")).forEach((e) => (e.hidden = !match(e)));
+    const said = Object.entries(chosen).map(([f, v]) => f + " = " + v).join(", ");
+    document.querySelectorAll(".block.filtered").forEach((b) => {
+      const items = b.querySelectorAll("tbody tr, .fig, .sweep");
+      const empty = !b.hidden && items.length > 0 && [...items].every((e) => e.hidden);
+      b.classList.toggle("emptied", empty);
+      let msg = b.querySelector(".empty");
+      if (empty && !msg) msg = b.querySelector("h2").insertAdjacentElement("afterend", el("p", {class: "empty"}));
+      if (msg) msg.textContent = empty ? "Nothing in this section for " + said + " (the coverage grid shows what is planned)." : "";
     });
   }
+
+  // ---- detail columns: folded behind a toggle so the tables fit the window ----
+  document.querySelectorAll("button.fold").forEach((btn) => btn.addEventListener("click", () => {
+    const table = btn.closest(".block").querySelector("table");
+    const folded = table.classList.toggle("folded");
+    btn.textContent = folded ? "show intervals" : "hide intervals";
+  }));
+
+  // ---- downloads of the live leaderboard at the sliders' weights (export.js) ----
+  function liveValues(lam, gam) {
+    const out = [];
+    for (const r of compute(lam, gam)) {
+      out[r.cell.i] = {lrs: r.lrs, lrs_std: r.lrs_std, ars: r.ars, ars_std: r.ars_std, rank_lrs: r.rank_lrs,
+                       rank_ars: r.rank_ars, hlr: r.hlr, ior: r.ior};
+    }
+    return out;
+  }
+  function exportText(kind) {
+    const lam = parseFloat(lamIn.value), gam = parseFloat(gamIn.value), v = liveValues(lam, gam);
+    return kind === "csv" ? ddrayExport.fillCsv(DATA.leaderboard, v) : DATA.latex.head + ddrayExport.fillLatex(DATA.latex, v, lam, gam);
+  }
+  window.ddrayExportText = exportText;  // what the buttons download (tests read it)
 
   // ---- wiring (no sliders when nothing was scored: then only filters and sorting) ----
   const lamIn = document.getElementById("lambda"), gamIn = document.getElementById("gamma");
@@ -282,6 +324,11 @@
   if (!lamIn) return applyFilters();
   lamIn.addEventListener("input", update);
   gamIn.addEventListener("input", update);
+  const weights = () => "lambda" + parseFloat(lamIn.value).toFixed(2) + "-gamma" + parseFloat(gamIn.value).toFixed(2);
+  document.getElementById("dl-csv").addEventListener("click", () =>
+    ddrayExport.download("leaderboard-" + weights() + ".csv", "text/csv", exportText("csv")));
+  document.getElementById("dl-latex").addEventListener("click", () =>
+    ddrayExport.download("robust-scores-" + weights() + ".tex", "application/x-tex", exportText("latex")));
   document.getElementById("reset").addEventListener("click", () => {
     lamIn.value = S.lambda;
     gamIn.value = S.gamma;

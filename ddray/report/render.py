@@ -20,10 +20,12 @@ from rich.table import Table
 from ddray.errors import InputError
 from ddray.markdown import markdown_table
 from ddray.report.build import Report, build_report
+from ddray.report.coverage import incomplete_summary
 from ddray.report.display import DisplayTable, display_tables
 from ddray.report.explore import explore_data
-from ddray.report.export import latex_unified, leaderboard_csv
+from ddray.report.export import leaderboard_csv
 from ddray.report.html import html_page
+from ddray.report.latex import latex_unified
 from ddray.report.plots import Figure, draw_figures
 
 FORMATS = ("table", "md", "csv", "json", "html", "leaderboard", "latex")
@@ -45,6 +47,10 @@ def _header(report: Report) -> list[str]:
     if st.compat:
         lines.append(f"compat {st.compat}: percentages fed into the exponentials, as the package does; "
                      "scores are its raw numbers (≈ −0.1565 whenever e^α underflows), not comparable to ddray's.")
+    cov = report.coverage
+    missing = incomplete_summary(cov) if cov is not None and len(cov) else ""
+    if missing:  # what the tables below cannot show: cells planned but not (fully) stored
+        lines.append(f"warning: {missing} (each cell: the coverage grid in report.html, coverage.csv)")
     return lines + [f"warning: {w}" for w in report.warnings]
 
 
@@ -116,7 +122,7 @@ def render_html(report: Report, figures: list[Figure] | None = None) -> str:
     if figures is None:
         with tempfile.TemporaryDirectory() as tmp:
             return render_html(report, draw_figures(report, tmp))
-    return html_page(_header(report), display_tables(report), figures, explore_data(report))
+    return html_page(_header(report), display_tables(report), figures, explore_data(report), report.coverage)
 
 
 def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "scores", **build_kwargs: Any) -> str:
@@ -144,7 +150,8 @@ def render(report: Report | pd.DataFrame, fmt: str = "table", *, table: str = "s
 
 
 def write_report(report: Report | pd.DataFrame, out_dir: str | Path, **build_kwargs: Any) -> list[Path]:
-    """Write report.txt, report.md, report.json, <table>.csv, figures/*.png and report.html.
+    """Write report.txt, report.md, report.json, <table>.csv, leaderboard.csv (DD-Ranking's),
+    report.tex (booktabs tables), figures/*.png and report.html.
 
     `report.html` embeds the tables and the PNGs (base64), so it is one file to send around.
     Returns every path written.
@@ -164,6 +171,8 @@ def write_report(report: Report | pd.DataFrame, out_dir: str | Path, **build_kwa
     put("report.json", json.dumps(report_json(rep), indent=1, ensure_ascii=False))
     for name, frame in rep.tables().items():
         put(f"{name}.csv", frame.to_csv(index=False))
+    put("leaderboard.csv", leaderboard_csv(rep))
+    put("report.tex", latex_unified(rep))
     figures = draw_figures(rep, out / "figures")
     written += [f.path for f in figures]
     put("report.html", render_html(rep, figures))

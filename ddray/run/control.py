@@ -5,6 +5,8 @@ experiment and returns normally, so the driver could not tell an interrupted run
 one (it printed "0 failed" and exited 0 while most trials never ran). Here the first Ctrl-C stops
 handing out trials and stops the running ones (their resume checkpoints stay in the store); the
 run then says what was not run and exits 130. A second Ctrl-C raises KeyboardInterrupt at once.
+SIGTERM (what `timeout`, systemd, Kubernetes and Slurm send) takes the same path and exits 143
+(128 + 15); without this, Ray's own handler aborted the driver with a C++ stack dump.
 """
 
 from __future__ import annotations
@@ -21,27 +23,35 @@ from ray import tune
 TUNE_SIGINT_ENV = ("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class Interrupt:
-    """A SIGINT latch for the duration of a run (main thread only; elsewhere a no-op)."""
+    """A SIGINT/SIGTERM latch for the duration of a run (main thread only; elsewhere a no-op).
+
+    `signum` is the first signal received (the exit code is 128 + it)."""
 
     def __init__(self, on_interrupt: Callable[[], None]):
         self.on_interrupt = on_interrupt
         self.event = threading.Event()
-        self._previous: object = None
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.event.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+        self.signum = self.signum or signum
+        for s in SIGNALS:  # a second signal stops at once
+            signal.signal(s, signal.default_int_handler)
         self.on_interrupt()
 
     def __enter__(self) -> Interrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)  # type: ignore[arg-type]
 
     @property
     def is_set(self) -> bool:

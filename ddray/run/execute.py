@@ -16,12 +16,11 @@ import torch
 
 import ddray
 from ddray.engine.train import EpochCallback
-from ddray.keys import canonical_json
 from ddray.run.context import Outcome, TrialRun, WorkerEnv, load_data
 from ddray.run.stages import run_eval, run_full, run_synth
 from ddray.run.tuned import run_search, run_tuned
 from ddray.store import Row, Store
-from ddray.trials import Trial, comparison_cell
+from ddray.trials import Trial, identity_columns
 
 HANDLERS: dict[str, Callable[[TrialRun], Outcome]] = {
     "full": run_full,        # full-data arm; its weights are the teacher of its key
@@ -55,17 +54,11 @@ def execute(trial: Trial, env: WorkerEnv, device: torch.device, on_epoch: EpochC
 def make_row(trial: Trial, out: Outcome, wall_s: float, device: str) -> Row:
     """The stored row of a finished trial: its config's columns, its outcome, and provenance."""
     c = trial.config
-    method = getattr(c, "method", None)
-    protocol = getattr(c, "protocol", None)
-    teachers = getattr(c, "teachers", None) or ()
+    ident = identity_columns(c, trial.key)
+    if out.protocol_json:
+        ident["protocol_json"] = out.protocol_json
     return Row(
-        key=trial.key, stage=c.stage, track=getattr(c, "track", None) or "fixed", cell=comparison_cell(c),
-        method=method.name if method else None, dataset=c.dataset.name, ipc=getattr(c, "ipc", None),
-        arch=getattr(c, "arch", None), arm=getattr(c, "arm", None), labels=getattr(c, "labels", None),
-        aug=getattr(c, "aug", None), seed=c.seed,
-        protocol=protocol.get("name") if protocol else None,
-        protocol_json=out.protocol_json or (canonical_json(protocol) if protocol else None),
-        teacher=",".join(t.source for t in teachers) or None, config_json=canonical_json(c),
+        **ident,
         status=out.status, top1=out.top1, top5=out.top5, loss=out.loss, epochs_run=out.epochs_run, wall_s=wall_s,
         device=(out.synth_device or device) if c.stage == "synth" else device,
         synth_s=out.synth_s, synth_device=out.synth_device,

@@ -39,7 +39,8 @@ os.environ.setdefault(*TUNE_SIGINT_ENV)
 
 @dataclass
 class RunSummary:
-    """What one `ddray run` did; `exit_code` is the CLI's (0 all stored, 1 some not, 130 interrupted)."""
+    """What one `ddray run` did; `exit_code` is the CLI's (0 all stored, 1 some not, 130 interrupted by
+    Ctrl-C, 143 by SIGTERM)."""
 
     planned: int
     already: int
@@ -50,13 +51,14 @@ class RunSummary:
     blocked: list[str] = field(default_factory=list)    # waiting on failed (or missing) dependencies
     not_run: list[str] = field(default_factory=list)    # interrupted, or given up waiting for resources
     interrupted: bool = False
+    signum: int = 2                  # the signal that interrupted the run: SIGINT (2) or SIGTERM (15)
     gave_up_after_s: float | None = None
     quarantined: list[tuple[BadRow, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 130
+            return 128 + self.signum
         return 0 if not (self.failed or self.blocked or self.not_run) else 1
 
 
@@ -252,6 +254,9 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
                 shutil.rmtree(tune_dir, ignore_errors=True)
     _summarize(summary, compactor.finish().keys, queue, searcher, todo, interrupted=interrupt.is_set,
                gave_up_after_s=max_wait_s if stopper.gave_up else None)
+    if interrupt.is_set:
+        summary.signum = interrupt.signum or summary.signum
+        searcher.leases.release_owned([t.key for t in todo])  # its workers were stopped: free their keys now
     return summary
 
 
@@ -273,4 +278,7 @@ def _summarize(summary: RunSummary, done: dict[str, set[str]], queue: ReadyQueue
 
 def _last_error(store: Store, key: str) -> str:
     err = store.errors_of([key]).get(key)
-    return err["exception"].splitlines()[0] if err else "no error stored (the worker died?)"
+    if err:
+        return err["exception"].splitlines()[0]
+    return ("no error stored: the worker died, or the store could not take its error (a full disk?); "
+            "the worker's log says which (ddray run -v)")

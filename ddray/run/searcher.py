@@ -34,6 +34,7 @@ class DependencySearcher(Searcher):
         self.elsewhere: dict[str, Trial] = {}   # keys another driver holds, waiting for their rows
         self.written: set[str] = set()          # keys whose row this driver's workers wrote
         self.stopped: set[str] = set()          # keys stopped by an interrupt (not run, not failed)
+        self.takeover: dict[str, str] = {}      # key -> token of the stale lease its next worker may take over
         self.interrupted = threading.Event()
         self._checked = 0.0
 
@@ -48,7 +49,8 @@ class DependencySearcher(Searcher):
         if trial is None:
             return Searcher.FINISHED if self.queue.finished and not self.elsewhere else None
         self.keys[trial_id] = trial.key
-        return {"trial": self.configs[trial.key]}
+        takeover = self.takeover.pop(trial.key, None)
+        return {"trial": self.configs[trial.key], **({"takeover": takeover} if takeover else {})}
 
     def _recheck_elsewhere(self, now: float | None = None) -> None:
         """Keys held by another driver: stored now (release dependants), or free again (hand out)."""
@@ -60,9 +62,22 @@ class DependencySearcher(Searcher):
             if self.is_stored(trial):
                 del self.elsewhere[key]
                 self.queue.complete(key)
-            elif self.leases is not None and self.leases.holder(key) is None:
+            elif self.leases is not None and self._free(key):
                 del self.elsewhere[key]
                 self.queue.retry(key)
+
+    def _free(self, key: str) -> bool:
+        """Whether the other driver's lease on `key` is gone or stale; a stale one's token goes to the retry."""
+        try:
+            lease = self.leases.current(key)
+        except OSError:  # an unreadable lease is not a free one: look again at the next recheck
+            return False
+        if lease is None or lease.owner == self.leases.owner:
+            return True
+        if not self.leases.stale(lease):
+            return False
+        self.takeover[key] = lease.token  # its worker may take over exactly this lease, not a later one
+        return True
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if result.get("wrote") and trial_id in self.keys:

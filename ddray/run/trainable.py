@@ -81,27 +81,53 @@ def _both(*callbacks):
 
 def run_trial(config: dict[str, Any]) -> None:
     """Run one planned trial and store its row; `config` is `{"trial": Trial.to_dict(), "env": WorkerEnv
-    fields, "owner": the driver's run id}`.
+    fields, "owner": the driver's run id[, "takeover": the stale lease's token]}`.
 
     A deterministic input error (a bad file, a class too small for the IPC) is stored and reported
     as a failed trial without raising, so Tune does not retry it: the same input fails the same way.
+    Any other failure, from the first look at the store to the row write (a full disk, a folder
+    without permission), is stored with its traceback and re-raised, so Tune retries it and
+    `ddray status` and the console say why.
     The trial trains under its lease (`store/leases.py`): when another driver's worker holds it,
     this one reports `elsewhere` and its driver waits for that row.
     """
     trial, env = Trial.from_dict(config["trial"]), WorkerEnv(**config["env"])
     torch.set_num_threads(max(1, int(trial.cpu)))
     store = Store(env.store)
+    try:
+        result = _leased(trial, env, store, config["owner"], config.get("takeover"))
+    except InputError as exc:
+        _note_failure(store, trial, exc)
+        result = {"stored": 0, "failed": 1, "top1": -1.0}
+    except BaseException as exc:
+        _note_failure(store, trial, exc)
+        raise
+    tune.report(result)
+
+
+def _note_failure(store: Store, trial: Trial, exc: BaseException) -> None:
+    """Store the failure; when even that cannot be written (the disk is full), say it in the worker's log."""
+    try:
+        store.write_error(trial.key, trial.stage, trial.label, exc)
+    except Exception as e:  # noqa: BLE001 — the trial's own error is what propagates
+        print(f"ddray: {trial.key} ({trial.label}) failed with {type(exc).__name__}: {exc}; its error could not "
+              f"be stored either: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+
+
+def _leased(trial: Trial, env: WorkerEnv, store: Store, owner: str, takeover: str | None) -> dict[str, Any]:
     if store.has_row(trial.stage, trial.key):  # a duplicate launch (e.g. after a lost driver)
-        tune.report({"stored": 1, "top1": -1.0})
-        return
-    with Leases(store, owner=config["owner"]).holding(trial.key) as held:
+        return {"stored": 1, "top1": -1.0}
+    leases = Leases(store, owner=owner)
+    with leases.holding(trial.key, takeover) as held:
         if not held:  # another driver's worker trains it now: its driver waits for the row instead
-            tune.report({"stored": 0, "elsewhere": 1, "top1": -1.0})
-            return
-        _train_and_store(trial, env, store)
+            return {"stored": 0, "elsewhere": 1, "top1": -1.0}
+        if store.has_row(trial.stage, trial.key):  # stored by a holder that released between our check and claim
+            return {"stored": 1, "top1": -1.0}
+        leases.training(trial.key)
+        return _train_and_store(trial, env, store)
 
 
-def _train_and_store(trial: Trial, env: WorkerEnv, store: Store) -> None:
+def _train_and_store(trial: Trial, env: WorkerEnv, store: Store) -> dict[str, Any]:
     device = trial_device(float(trial.gpu or 0))
     if device.type == "cpu":  # every stage, synthesis included, reuses its freed activations
         keep_freed_memory()
@@ -110,14 +136,7 @@ def _train_and_store(trial: Trial, env: WorkerEnv, store: Store) -> None:
         row = execute(trial, env, device, on_epoch=on_epoch, store=store)
         wrote = store.write_row(row)
         StoreCheckpointer(store, trial.key, 0).clear()
-    except InputError as exc:
-        store.write_error(trial.key, trial.stage, trial.label, exc)
-        tune.report({"stored": 0, "failed": 1, "top1": -1.0})
-        return
-    except BaseException as exc:
-        store.write_error(trial.key, trial.stage, trial.label, exc)
-        raise
     finally:  # a reused actor's next trial starts without this one's cached blocks (heap and GPU)
         free_device_memory()
     top1 = row.top1
-    tune.report({"stored": 1, "wrote": int(wrote), "top1": -1.0 if top1 is None else float(top1), "pid": os.getpid()})
+    return {"stored": 1, "wrote": int(wrote), "top1": -1.0 if top1 is None else float(top1), "pid": os.getpid()}

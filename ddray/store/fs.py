@@ -13,6 +13,8 @@ inside native code, deaf to Ctrl-C, so a typo in a bucket name would otherwise h
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
 import threading
@@ -57,17 +59,21 @@ T = TypeVar("T")
 
 
 def open_location(uri: str, fs: pafs.FileSystem | None = None, field: str = "store",
-                  timeout_s: float | None = None) -> Location:
+                  timeout_s: float | None = None, folder: bool = False) -> Location:
     """Resolve a path or URI; a plain path is a local folder (created on first write).
 
     With `fs`, `uri` is a path inside that filesystem (e.g. a store's artifact folder) and is used
     as is. A remote URI must answer one metadata call within `timeout_s` (default:
     $DDRAY_STORE_TIMEOUT, else 30 s); a missing store is fine (created on first write), an
     unreachable or refused one, or an unsupported scheme, is an InputError on `field` naming the
-    URI and the reason.
+    URI and the reason; so is a control character in it, and with `folder` (a store) a local file
+    in its place or above it.
     """
     if fs is not None:
         return Location(fs, uri.rstrip("/") or uri, uri)
+    problem = local_path_problem(uri, folder)
+    if problem:
+        raise InputError(problem, path=field)
     if "://" not in uri:
         return Location(pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve()), uri)
     scheme = uri.split("://", 1)[0].lower()
@@ -88,6 +94,31 @@ def open_location(uri: str, fs: pafs.FileSystem | None = None, field: str = "sto
                          path=field) from None
     except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
         raise InputError(f"cannot open {what}: {_first_line(e)}", path=field) from None
+
+
+def local_path_problem(uri: str, folder: bool = True) -> str | None:
+    """Why `uri` cannot name a place (a NUL or other control character) or, with `folder`, cannot be
+    a folder (a file in its place or above it); None when it can.
+
+    Checked when a store or folder is named (`ddray validate` too), not at the first write deep
+    in a worker, where it read as `[Errno 17] File exists` or a ValueError traceback.
+    """
+    if not uri.strip():
+        return "is empty"
+    bad = sorted({repr(c) for c in uri if ord(c) < 32 or c == "\x7f"})
+    if bad:
+        return f"{uri!r} contains the control character(s) {', '.join(bad)}"
+    if not folder or ("://" in uri and not uri.lower().startswith("file://")):
+        return None
+    path = Path(uri[len("file://"):] if uri.lower().startswith("file://") else uri).expanduser()
+    for p in (path, *path.parents):
+        try:
+            if p.exists() and not p.is_dir():
+                where = f"{p} is a file" if p != path else "it is a file, not a folder"
+                return f"'{uri}' is not writable as a folder: {where}"
+        except OSError as e:  # e.g. a name too long
+            return f"'{uri}': {e.strerror or e}"
+    return None
 
 
 def store_timeout() -> float:
@@ -141,22 +172,26 @@ def atomic_write_local(path: str | Path, data: bytes, exclusive: bool = False) -
     """
     path = str(path)
     parent = os.path.dirname(path) or "."
-    os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    if not exclusive:
-        os.replace(tmp, path)
-        return True
     try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
+        os.makedirs(parent, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+    except OSError as e:  # a full disk, a folder without permission: name the file, not its temp
+        raise type(e)(e.errno, e.strerror or str(e), path) from e
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):  # a failed write leaves no partial temp file behind
+            os.unlink(tmp)
 
 
 def write_bytes(loc: Location, path: str, data: bytes, exclusive: bool = False) -> bool:
@@ -176,12 +211,38 @@ def write_bytes(loc: Location, path: str, data: bytes, exclusive: bool = False) 
 
 
 def read_bytes(loc: Location, path: str) -> bytes | None:
-    """The file's content, or None when it cannot be read (absent)."""
+    """The file's content, or None when there is no file at `path`.
+
+    Only absence is None. Any other failure (permission denied, a dropped connection, a folder
+    where a file should be) raises: a transient error must not read as "absent", or a lease
+    would look free and a stored row missing.
+    """
     try:
         with loc.fs.open_input_stream(path) as f:
             return f.read()
-    except (FileNotFoundError, OSError):
+    except FileNotFoundError:
         return None
+    except OSError:
+        if _absent(loc, path):  # some object-store clients say "not found" as a plain OSError
+            return None
+        raise
+
+
+def _absent(loc: Location, path: str) -> bool:
+    try:
+        return loc.fs.get_file_info(path).type == pafs.FileType.NotFound
+    except OSError:
+        return False
+
+
+def read_failure(loc: Location, path: str, e: OSError) -> str:
+    """Why `path` could not be read, in a few words for listings ("permission denied", ...)."""
+    if isinstance(e, PermissionError) or e.errno == errno.EACCES or "Permission denied" in str(e):
+        return "permission denied"
+    with contextlib.suppress(OSError):
+        if isinstance(e, IsADirectoryError) or kind(loc, path) == pafs.FileType.Directory:
+            return "is a folder, not a file"
+    return f"could not be read: {_first_line(e)}"
 
 
 def read_buffer(loc: Location, path: str) -> io.BytesIO:
@@ -201,18 +262,23 @@ def is_file(loc: Location, path: str) -> bool:
     return kind(loc, path) == pafs.FileType.File
 
 
-def listdir(loc: Location, path: str) -> list[pafs.FileInfo]:
-    """Direct children of a folder sorted by name, without in-flight temp files (missing folder = empty)."""
+def listdir(loc: Location, path: str, strict: bool = False) -> list[pafs.FileInfo]:
+    """Direct children of a folder sorted by name, without in-flight temp files (missing folder = empty).
+
+    With `strict`, a folder that cannot be listed raises instead of reading as empty.
+    """
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=False))
     except (FileNotFoundError, OSError):
+        if strict:
+            raise
         return []
     return sorted((i for i in infos if not i.base_name.startswith(TMP_PREFIX)), key=lambda i: i.base_name)
 
 
-def list_files(loc: Location, path: str, suffix: str = "") -> list[str]:
+def list_files(loc: Location, path: str, suffix: str = "", strict: bool = False) -> list[str]:
     """Base names of files directly under `path` ending in `suffix` (missing folder = empty)."""
-    return [i.base_name for i in listdir(loc, path) if i.type == pafs.FileType.File and i.base_name.endswith(suffix)]
+    return [i.base_name for i in listdir(loc, path, strict) if i.type == pafs.FileType.File and i.base_name.endswith(suffix)]
 
 
 def delete_dir(loc: Location, path: str) -> None:

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 
-from ddray.store.fs import Location, listdir, read_bytes
+from ddray.store.fs import Location, listdir, read_bytes, read_failure
 from ddray.store.rows import SUFFIX, BadRow, verify_row
 from ddray.store.schema import ROW_SCHEMA, STAGES
 from ddray.store.segments import (MAX_SEGMENTS, MTIME, SIZE, FileId, SegmentRef, collect_orphans, proven,
@@ -61,10 +60,9 @@ class RowScan:
 
 def list_rows(loc: Location, stages: list[str]) -> dict[tuple[str, str], FileId]:
     """(stage, file name) -> identity of every `*.parquet` file under rows/<stage>/."""
-    def one(stage: str) -> list[tuple[tuple[str, str], FileId]]:
+    def one(stage: str) -> list[tuple[tuple[str, str], FileId]]:  # a folder under a row's name is listed: a bad row
         return [((stage, i.base_name), FileId(int(i.size or 0), int(i.mtime_ns or 0)))
-                for i in listdir(loc, loc.join("rows", stage))
-                if i.type == pafs.FileType.File and i.base_name.endswith(SUFFIX)]
+                for i in listdir(loc, loc.join("rows", stage)) if i.base_name.endswith(SUFFIX)]
 
     return dict(item for found in bounded_map(one, stages, not loc.is_local) for item in found)
 
@@ -105,7 +103,11 @@ def scan_rows(loc: Location, stages: Iterable[str] = STAGES) -> RowScan:
     fresh = sorted(n for n in listed if n not in used)
 
     def check(item: tuple[str, str]) -> tuple[pa.Table | None, str | None]:
-        data = read_bytes(loc, loc.join("rows", *item))
+        path = loc.join("rows", *item)
+        try:  # a folder under a row's name, or an unreadable file, is a bad row named as such
+            data = read_bytes(loc, path)
+        except OSError as e:
+            return None, read_failure(loc, path, e)
         return (None, "could not be read") if data is None else verify_row(item[0], item[1], data)
 
     keys: dict[str, set[str]] = {s: set() for s in stages}

@@ -80,13 +80,12 @@ def index_path(loc: Location, *parts: str) -> str:
 
 def read_manifest(loc: Location) -> tuple[SegmentRef, ...]:
     """The segments the manifest names; none when it is absent or is not a manifest (then rows are read)."""
-    data = read_bytes(loc, index_path(loc, MANIFEST))
-    try:
-        doc = json.loads(data or b"")
+    try:  # an index that cannot be read is no index: every row is read from its file
+        doc = json.loads(read_bytes(loc, index_path(loc, MANIFEST)) or b"")
         if doc.get("format") != FORMAT:
             return ()
         return tuple(SegmentRef(str(s["name"]), int(s["rows"]), int(s["bytes"])) for s in doc["segments"])
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return ()
 
 
@@ -99,10 +98,10 @@ def write_manifest(loc: Location, segments: tuple[SegmentRef, ...] | list[Segmen
 
 def read_segment(loc: Location, ref: SegmentRef) -> pa.Table | None:
     """The segment's entries (SEGMENT_SCHEMA), or None when it is missing, torn or of another layout."""
-    data = read_bytes(loc, index_path(loc, ref.name))
-    if data is None or len(data) != ref.bytes:
-        return None
     try:
+        data = read_bytes(loc, index_path(loc, ref.name))
+        if data is None or len(data) != ref.bytes:
+            return None
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError):
         return None

@@ -36,7 +36,7 @@ __all__ = ["RowScan", "Store"]
 
 class Store:
     def __init__(self, uri: str):
-        self.loc: Location = open_location(uri)
+        self.loc: Location = open_location(uri, folder=True)
         self.uri = uri
 
     # ------------------------------------------------------------------ paths
@@ -179,9 +179,15 @@ class Store:
         names = list_files(self.loc, self.path("errors"), ".json")
         wanted = None if keys is None else {f"{k}.json" for k in keys}
         names = [n for n in names if wanted is None or n in wanted]
-        found = bounded_map(lambda n: _error_record(read_bytes(self.loc, self.path("errors", n)), n[:-5]), names,
-                            not self.loc.is_local)
+        found = bounded_map(self._error_file, names, not self.loc.is_local)
         return {n[:-5]: err for n, err in zip(names, found) if err is not None}
+
+    def _error_file(self, name: str) -> dict[str, Any] | None:
+        try:
+            data = read_bytes(self.loc, self.path("errors", name))
+        except OSError:
+            data = None
+        return _error_record(data, name[:-5])
 
     # ------------------------------------------------------------------ artifacts
     def artifact_dir(self, kind: str, key: str) -> str:
