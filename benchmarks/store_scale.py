@@ -23,6 +23,7 @@ request count, not its latency. Targets (2 cores): at 10,000 rows each command <
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import shutil
@@ -246,6 +247,9 @@ def main(sizes: tuple[int, ...] = (1_000, 10_000), s3: bool = True) -> dict[str,
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     os.environ.update(creds)
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    if s3 and importlib.util.find_spec("moto") is None:
+        print("store_scale: moto is not installed (pip install -e '.[test]'): local folder only")
+        s3 = False
     server, port = _moto() if s3 else (None, None)
     tmp = Path(tempfile.mkdtemp(prefix="ddray-bench-store-"))
     out: dict[str, float] = {"busy_cores_before": load, **driver_memory()}
