@@ -20,6 +20,9 @@ from pathlib import Path
 # (module, title, target) in the order they run; `make bench` runs them all.
 BENCHMARKS = [
     ("report_aggregate", "Report aggregation, 100,000 store rows", "median < 5 s"),
+    ("store_scale", "Store scale: `status`, `report`, no-op `run` at 1,000 and 10,000 rows, local folder and local S3",
+     "at 10,000 rows each command < 5 s locally, < 15 s on S3; at 100,000 rows < 30 s locally "
+     "(`python -m benchmarks.store_scale --rows 100000 --no-s3`)"),
     ("engine", "Engine throughput against the official ddranking 0.2.0", "ddray >= 3x faster on CPU"),
     ("overhead", "Orchestration overhead: plain loop vs `ddray run`", "ratio to ideal <= 1.15; no-op rerun < 5 s"),
     ("scaling", "Scaling: 1 vs 2 slots, fractional GPU packing", ">= 1.8x; 4 trials per GPU at gpu 0.25"),

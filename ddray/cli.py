@@ -172,10 +172,11 @@ def run(spec: SpecArg,
     check_address(address)
     st = Store(uri)
     st.check_writable()
-    check_store_compat(st, text, make_plan(s))
+    scan = st.scan()  # the run's one read of every row: the recipe check and what is left to run
+    check_store_compat(st, text, make_plan(s) if only else p, scan)  # the whole spec's plan, made once
     st.save_spec(text)
     summary = run_plan(s, p, st, address=address, max_failures=max_failures, retry_errored=retry_errored,
-                       verbose=verbose, progress=progress, max_wait_s=max_wait)
+                       verbose=verbose, progress=progress, max_wait_s=max_wait, scan=scan)
     for bad, moved in summary.quarantined:
         rerun = f", trial {bad.key} reruns" if bad.key else ""
         err.print(f"[yellow]bad row[/yellow] {bad.path}: {bad.reason}; moved to {moved}{rerun}", soft_wrap=True)
@@ -395,6 +396,36 @@ def import_ddranking(paths: Annotated[list[Path], typer.Argument(help="DD-Rankin
         return
     written = write_specs(imports, out_path)
     err.print(f"{len(imports.configs)} configs -> {len(written)} spec(s) (one per protocol group) in {out_path}", soft_wrap=True)
+
+
+store_app = typer.Typer(no_args_is_help=True)
+
+
+@store_app.command("compact")
+@user_errors
+def store_compact(store: Annotated[str, typer.Argument(help="store URI")]) -> None:
+    """Fold the rows stored since the last compaction into the store's index (a few Parquet segments).
+
+    `ddray run` does this as it goes; run it after copying rows in, or to merge the index. Safe beside
+    a running driver, and safe to kill: rows stay the source of truth.
+    """
+    from ddray.store import Store
+
+    st = Store(store)
+    done = st.compact()  # writes nothing where there are no rows
+    rows = done.scan.table.num_rows
+    if not rows and not done.scan.bad and st.stored_spec() is None:
+        raise InputError(f"no ddray store at '{store}' (no spec.yaml, no rows)", path="store")
+    if done.wrote is None:
+        out.print(f"{store}: the index is current ({rows} rows)", soft_wrap=True)
+    else:
+        how = "merged into one segment" if done.merged else f"{done.wrote.rows} new row(s) in {done.wrote.name}"
+        out.print(f"{store}: {rows} rows indexed, {how}", soft_wrap=True)
+    for b in done.scan.bad:
+        err.print(f"[yellow]bad row[/yellow] {b.path}: {b.reason} (not indexed; {b.remedy})", soft_wrap=True)
+
+
+app.add_typer(store_app, name="store", help="The store's row index: compact.")
 
 
 def _mount_cluster() -> None:

@@ -101,7 +101,7 @@ def test_a_folder_under_a_rows_name_is_a_bad_row_named_as_such(tmp_path):
 
 
 def test_an_unreadable_row_is_called_permission_denied(tmp_path, monkeypatch):
-    import ddray.store.store as store_mod
+    import ddray.store.scan as store_mod  # the one reader of row files
 
     store = Store(str(tmp_path / "store"))
     (tmp_path / "store" / "rows" / "eval").mkdir(parents=True)

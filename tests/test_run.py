@@ -35,17 +35,25 @@ def _run(spec: dict, store: str, **kw):
     return plan, run_plan(s, plan, Store(store), progress=False, **kw)
 
 
-def test_run_stores_every_trial_and_rerun_is_a_noop(ray_local, tmp_path):
+def test_run_stores_every_trial_and_rerun_is_a_noop(ray_local, tmp_path, monkeypatch):
+    import ddray.store.scan as scan_module
+
     store = str(tmp_path / "store")
+    reads: list[str] = []
+    verify = scan_module.verify_row
+    monkeypatch.setattr(scan_module, "verify_row", lambda stage, name, data: (reads.append(name), verify(stage, name, data))[1])
     plan, summary = _run(TINY_SPEC, store)
     assert summary.exit_code == 0 and summary.stored == len(plan.trials)
+    assert sorted(reads) == sorted(f"{k}.parquet" for k in plan.keys())  # each new row read once, at the end
+    assert Store(store).scan().indexed == len(plan.trials)  # ... and folded into the index
     rows = Store(store).read_rows()
     assert sorted(rows["key"]) == sorted(plan.keys())
     assert rows.loc[rows.stage == "eval", "top1"].between(0, 1).all()
     assert set(rows.loc[rows.stage == "synth", "synth_s"].dropna().index) == set(rows.index[rows.stage == "synth"])
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "store" / "rows").rglob("*.parquet")}
+    reads.clear()
     _, again = _run(TINY_SPEC, store)
-    assert again.ran == 0 and again.already == len(plan.trials)
+    assert again.ran == 0 and again.already == len(plan.trials) and reads == []  # the index vouches for every row
     assert mtimes == {p: p.stat().st_mtime_ns for p in (tmp_path / "store" / "rows").rglob("*.parquet")}
 
 

@@ -58,10 +58,14 @@ def hardware_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
 
-def execute(trial: Trial, env: WorkerEnv, device: torch.device, on_epoch: EpochCallback | None = None) -> Row:
-    """Run one trial and return its store row (not yet written)."""
+def execute(trial: Trial, env: WorkerEnv, device: torch.device, on_epoch: EpochCallback | None = None,
+            store: Store | None = None) -> Row:
+    """Run one trial and return its store row (not yet written).
+
+    `store`: the worker's open store, so a trial opens it once (a remote open is a round trip).
+    """
     t0 = time.perf_counter()
-    run = TrialRun(trial=trial, config=trial.config, env=env, store=Store(env.store), device=device,
+    run = TrialRun(trial=trial, config=trial.config, env=env, store=store or Store(env.store), device=device,
                    data=load_data(trial.config, env), on_epoch=on_epoch)
     inputs = trial_inputs(trial.config, run.data)  # before the run: what it reads is what it records
     outcome = HANDLERS[trial.config.handler](run)

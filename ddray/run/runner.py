@@ -26,6 +26,7 @@ from ddray.run.schedule import ReadyQueue
 from ddray.spec import Spec, default_gpu_fraction
 from ddray.store import Store
 from ddray.store.rows import BadRow
+from ddray.store.scan import RowScan
 from ddray.trials import STAGES, Trial
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -75,19 +76,19 @@ def check_address(address: str | None) -> None:
         raise InputError(f"cluster address {address} does not answer ({e.strerror or e}); start the cluster or fix --address", path="address") from None
 
 
-def check_store_compat(store: Store, spec_text: str, plan: Plan) -> None:
+def check_store_compat(store: Store, spec_text: str, plan: Plan, scan: RowScan | None = None) -> None:
     """Refuse a spec that measures what the store's rows already measure, another way.
 
     Judged from the stored rows (each says what it is), not from spec.yaml, which a user can
     delete: growing or slicing a benchmark, or adding a study under another protocol preset, is
     fine; changing a number-changing knob of a stored measurement (epochs 100 -> 3) is not, because
-    the report would then hold two answers to one question.
+    the report would then hold two answers to one question. `scan`: the run's one read of the rows.
     """
     from ddray.stored import conflicts
 
     if store.stored_spec() == spec_text:
         return
-    rows = store.read_table().column("config_json").to_pylist()
+    rows = (scan.table if scan is not None else store.read_table()).column("config_json").to_pylist()
     found = conflicts(plan.trials, rows)
     if found:
         raise InputError(
@@ -194,12 +195,12 @@ def _tune(searcher, todo: list[Trial], env: dict[str, Any], owner: str, max_fail
 
 
 def _pending(plan: Plan, store: Store, retry_errored: bool, summary: RunSummary,
-             roots: dict[str, str | None]) -> tuple[set[str], list[Trial]]:
+             roots: dict[str, str | None], scan: RowScan) -> tuple[set[str], list[Trial]]:
     """(stored keys, trials to run): bad row files are moved to quarantine first, and rows whose
-    files or data changed to stale/ (`ddray.freshness`), so both rerun."""
+    files or data changed to stale/ (`ddray.freshness`), so both rerun. `scan`: the run's one read
+    of the rows."""
     from ddray.freshness import stale_rows
 
-    scan = store.scan()
     summary.quarantined = list(zip(scan.bad, store.quarantine(scan.bad)))
     stale = [BadRow(s.stage, f"{s.key}.parquet", store.row_path(s.stage, s.key), s.reason)
              for s in stale_rows(plan.by_key, scan.table.select(["key", "stage", "inputs_json"]).to_pylist(), roots)]
@@ -227,12 +228,23 @@ def _check_capacity(todo: list[Trial], gpus: dict[str, float], capacity, bar) ->
 
 def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None, max_failures: int | None = None,
              retry_errored: bool = False, verbose: bool = False, progress: bool = True,
-             roots: dict[str, str | None] | None = None, max_wait_s: float | None = None) -> RunSummary:
-    """Run every planned trial missing from the store; return what happened."""
+             roots: dict[str, str | None] | None = None, max_wait_s: float | None = None,
+             scan: RowScan | None = None) -> RunSummary:
+    """Run every planned trial missing from the store; return what happened.
+
+    `scan`: the store's rows as the caller already read them (`ddray run` reads them once, for its
+    recipe check and for this). Rows are read once more at the end, from the index the run keeps
+    compacted (`run/compactor.py`), where only the rows stored since are read from their files.
+    """
+    from ddray.run.compactor import Compactor, final_scan
+
     summary = RunSummary(planned=len(plan.trials), already=0)
     roots = roots if roots is not None else {n: _absolute(d.root) for n, d in spec.datasets.items()}
-    stored, todo = _pending(plan, store, retry_errored, summary, roots)
+    scan = scan if scan is not None else store.scan()
+    stored, todo = _pending(plan, store, retry_errored, summary, roots, scan)
     if not todo:
+        if scan.table.num_rows > scan.indexed:  # rows no compaction has folded in yet (a killed driver's)
+            final_scan(store)
         return summary
     init_ray(address, verbose)
     from ddray.run.capacity import read_capacity, read_view
@@ -253,6 +265,7 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
                for t in todo}
     os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if verbose else "0"  # one line per failure instead (bar)
     owner = new_owner()  # this run's id: the leases its workers take carry it
+    compactor = Compactor(store)
     with ProgressCallback(total=len(plan.trials), done=summary.already, enabled=progress,
                           cluster_view=None if address is None else read_view,
                           describe=lambda key: _last_error(store, key)) as bar:
@@ -264,10 +277,10 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
             try:
                 bar.set_stage("+".join(sorted({t.stage for t in todo}, key=STAGES.index)), len(todo))
                 mf = spec.runtime.max_failures if max_failures is None else max_failures
-                _tune(searcher, todo, env, owner, mf, [bar], stopper, tune_dir, spec.name, verbose)
+                _tune(searcher, todo, env, owner, mf, [bar, compactor], stopper, tune_dir, spec.name, verbose)
             finally:
                 shutil.rmtree(tune_dir, ignore_errors=True)
-    _summarize(summary, store, queue, searcher, todo, interrupted=interrupt.is_set,
+    _summarize(summary, compactor.finish().keys, queue, searcher, todo, interrupted=interrupt.is_set,
                gave_up_after_s=max_wait_s if stopper.gave_up else None)
     if interrupt.is_set:
         summary.signum = interrupt.signum or summary.signum
@@ -275,9 +288,9 @@ def run_plan(spec: Spec, plan: Plan, store: Store, *, address: str | None = None
     return summary
 
 
-def _summarize(summary: RunSummary, store: Store, queue: ReadyQueue, searcher, todo: list[Trial], *,
+def _summarize(summary: RunSummary, done: dict[str, set[str]], queue: ReadyQueue, searcher, todo: list[Trial], *,
                interrupted: bool, gave_up_after_s: float | None) -> None:
-    stored = store.stored_keys()
+    stored = {k for keys in done.values() for k in keys}
     summary.ran = len(searcher.keys)
     summary.stored = sum(t.key in stored for t in todo)
     # Whatever this run's workers did not write themselves, another driver on the store did.

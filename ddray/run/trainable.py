@@ -133,7 +133,7 @@ def _train_and_store(trial: Trial, env: WorkerEnv, store: Store) -> dict[str, An
         keep_freed_memory()
     try:
         on_epoch = _both(resume_notice(trial.key, trial.label), epoch_progress(getattr(trial.config, "epochs", None)))
-        row = execute(trial, env, device, on_epoch=on_epoch)
+        row = execute(trial, env, device, on_epoch=on_epoch, store=store)
         wrote = store.write_row(row)
         StoreCheckpointer(store, trial.key, 0).clear()
     finally:  # a reused actor's next trial starts without this one's cached blocks (heap and GPU)

@@ -85,13 +85,26 @@ def verify_row(stage: str, name: str, data: bytes) -> tuple[pa.Table | None, str
     if table.num_rows != 1:
         return None, f"holds {table.num_rows} rows; a row file holds one"
     row = table.select(["key", "stage", "config_json"]).to_pylist()[0]
-    if row["key"] != key:
-        return None, f"holds the row of key {row['key']}, not {key}"
-    if row["stage"] != stage:
-        return None, f"holds a {row['stage']} row in rows/{stage}/"
-    if not row["config_json"] or json_key(row["config_json"]) != key:
-        return None, "its config does not hash to its key (edited, or written by something else)"
+    problem = identity_problem(key, stage, row["key"], row["stage"], row["config_json"])
+    if problem:
+        return None, problem
     return table, None
+
+
+def identity_problem(key: str, stage: str, row_key: str | None, row_stage: str | None,
+                     config_json: str | None) -> str | None:
+    """Why a row's own columns do not prove that it is trial `key` of `stage`, or None when they do.
+
+    The one check of a row's identity: row files (`verify_row`) and the rows of a compacted
+    segment (`store/segments.py`) both pass through it, so an index never trusts more than a file.
+    """
+    if row_key != key:
+        return f"holds the row of key {row_key}, not {key}"
+    if row_stage != stage:
+        return f"holds a {row_stage} row in rows/{stage}/"
+    if not config_json or json_key(config_json) != key:
+        return "its config does not hash to its key (edited, or written by something else)"
+    return None
 
 
 def _default_column(name: str, n: int, type_: pa.DataType) -> pa.Array:

@@ -17,8 +17,6 @@ import socket
 import time
 import traceback as tb_mod
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -27,21 +25,13 @@ import pyarrow.parquet as pq
 
 from ddray.errors import InputError
 from ddray.keys import config_key
-from ddray.store.fs import (Location, delete_dir, delete_file, list_files, listdir, open_location, read_bytes,
-                            read_failure, write_bytes)
-from ddray.store.rows import BadRow, verify_row
+from ddray.store.fs import Location, delete_dir, delete_file, list_files, open_location, read_bytes, write_bytes
+from ddray.store.rows import BadRow
+from ddray.store.scan import Compaction, RowScan, bounded_map, compact, scan_rows
 from ddray.store.schema import ROW_SCHEMA, STAGES, Row
+from ddray.store.segments import index_path
 
-_READERS = 16  # row files read at once from an object store (each is one small GET)
-
-
-@dataclass(frozen=True)
-class RowScan:
-    """Every row file of a store, verified: the rows that prove their trial, and the ones that do not."""
-
-    keys: dict[str, set[str]]
-    table: pa.Table
-    bad: list[BadRow] = field(default_factory=list)
+__all__ = ["RowScan", "Store"]
 
 
 class Store:
@@ -89,36 +79,29 @@ class Store:
 
     # ------------------------------------------------------------------ rows
     def scan(self, stages: Iterable[str] = STAGES) -> RowScan:
-        """Read and verify every row file of `stages` (see `store/rows.py`)."""
-        stages = list(stages)
-        files = [(s, i.base_name) for s in stages for i in listdir(self.loc, self.path("rows", s))
-                 if i.base_name.endswith(".parquet")]
+        """Every verified row of `stages` and every bad row file (see `store/scan.py`, `store/rows.py`).
 
-        def check(item: tuple[str, str]) -> tuple[str, str, pa.Table | None, str | None]:
-            stage, name = item
-            try:  # a folder under a row's name, or an unreadable file, is a bad row named as such
-                data = read_bytes(self.loc, self.path("rows", stage, name))
-            except OSError as e:
-                return stage, name, None, read_failure(self.loc, self.path("rows", stage, name), e)
-            if data is None:
-                return stage, name, None, "could not be read"
-            return (stage, name, *verify_row(stage, name, data))
+        Rows come from the compacted index where their files are listed unchanged, and from the
+        files themselves otherwise, so each file is read once per compaction, not once per command.
+        """
+        return scan_rows(self.loc, stages)
 
-        if self.loc.is_local or len(files) < 2:
-            checked = [check(f) for f in files]
-        else:
-            with ThreadPoolExecutor(max_workers=_READERS) as pool:
-                checked = list(pool.map(check, files))
-        keys: dict[str, set[str]] = {s: set() for s in stages}
-        tables, bad = [], []
-        for stage, name, table, why in checked:
-            if table is None:
-                bad.append(BadRow(stage, name, self.path("rows", stage, name), why or "invalid"))
-            else:
-                keys[stage].add(name[: -len(".parquet")])
-                tables.append(table)
-        table = pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
-        return RowScan(keys, table, bad)
+    def dataset_files(self) -> list[str]:
+        """The files that hold every verified row exactly once: the index's segments and the newer row files.
+
+        For pyarrow's dataset API (docs/architecture.md): `pyarrow.dataset.dataset(store.dataset_files(),
+        filesystem=store.loc.fs, format="parquet", schema=ROW_SCHEMA).to_table()` is the whole store
+        as one table (the schema leaves out the segments' file-identity columns). When an index entry
+        no longer matches its file, the row files alone are named, so no stale entry is read.
+        """
+        scan = self.scan()
+        refs, rows = (scan.segments, scan.table.slice(scan.indexed)) if not scan.dropped else ((), scan.table)
+        ids = rows.select(["stage", "key"]).to_pydict()
+        return [index_path(self.loc, r.name) for r in refs] + [self.row_path(s, k) for s, k in zip(ids["stage"], ids["key"])]
+
+    def compact(self, now: float | None = None) -> Compaction:
+        """Fold the rows written since the last compaction into the index (`store/segments.py`)."""
+        return compact(self.loc, now=now)
 
     def done_keys(self, stages: Iterable[str] = STAGES) -> dict[str, set[str]]:
         """Verified stored keys per stage."""
@@ -171,12 +154,11 @@ class Store:
 
     def read_stage_rows(self, stage: str, keys: Iterable[str], columns: list[str]) -> list[dict[str, Any]]:
         """`columns` of the stored rows of `stage` among `keys` (absent keys are skipped)."""
-        out: list[dict[str, Any]] = []
-        for key in keys:
-            if self.has_row(stage, key):
-                with self.loc.fs.open_input_file(self.row_path(stage, key)) as f:
-                    out += pq.read_table(f, columns=columns).to_pylist()
-        return out
+        def one(key: str) -> list[dict[str, Any]]:
+            data = read_bytes(self.loc, self.row_path(stage, key))
+            return [] if data is None else pq.read_table(io.BytesIO(data), columns=columns).to_pylist()
+
+        return [row for rows in bounded_map(one, keys, not self.loc.is_local) for row in rows]
 
     # ------------------------------------------------------------------ errors
     def write_error(self, key: str, stage: str, label: str, exc: BaseException) -> dict[str, Any]:
@@ -197,18 +179,16 @@ class Store:
         """
         names = list_files(self.loc, self.path("errors"), ".json")
         wanted = None if keys is None else {f"{k}.json" for k in keys}
-        out = {}
-        for n in names:
-            if wanted is not None and n not in wanted:
-                continue
-            try:
-                data = read_bytes(self.loc, self.path("errors", n))
-            except OSError:
-                data = None
-            err = _error_record(data, n[:-5])
-            if err is not None:
-                out[n[:-5]] = err
-        return out
+        names = [n for n in names if wanted is None or n in wanted]
+        found = bounded_map(self._error_file, names, not self.loc.is_local)
+        return {n[:-5]: err for n, err in zip(names, found) if err is not None}
+
+    def _error_file(self, name: str) -> dict[str, Any] | None:
+        try:
+            data = read_bytes(self.loc, self.path("errors", name))
+        except OSError:
+            data = None
+        return _error_record(data, name[:-5])
 
     # ------------------------------------------------------------------ artifacts
     def artifact_dir(self, kind: str, key: str) -> str:
