@@ -117,32 +117,38 @@ def file_digests(config: Any) -> dict[str, str]:
     return out
 
 
-_PRINTS: dict[int, tuple[weakref.ref, str]] = {}
+_PRINTS: dict[int, tuple[weakref.ref, dict[bool, str]]] = {}
 
 
-def data_fingerprint(data: Any) -> str:
+def data_fingerprint(data: Any, with_test: bool = True) -> str:
     """What real data a trial read, wherever it is mounted: class names, per-class train counts,
     test size, and the node cache's fingerprint of the source files (relative names, sizes, mtimes;
-    `data.cache.fingerprint`). In-memory datasets (digits) have no files: their classes and counts
-    are what they are. Computed once per loaded dataset in a process (an ImageNet split is a
-    million `stat` calls; loaded data is shared by the trials of a worker)."""
+    `data.cache.fingerprint` without the ctime, which a copy to another mount changes). In-memory
+    datasets (digits) have no files: their classes and counts are what they are. A search trial
+    never reads the test split, so its fingerprint leaves it out (`with_test=False`). Computed once
+    per loaded dataset in a process (an ImageNet split is a million `stat` calls; loaded data is
+    shared by the trials of a worker)."""
     known = _PRINTS.get(id(data))
-    if known is not None and known[0]() is data:
-        return known[1]
-    fp = _fingerprint(data)
-    _PRINTS[id(data)] = (weakref.ref(data), fp)
+    if known is not None and known[0]() is data and with_test in known[1]:
+        return known[1][with_test]
+    fp = _fingerprint(data, with_test)
+    old = known[1] if known is not None and known[0]() is data else {}
+    _PRINTS[id(data)] = (weakref.ref(data), {**old, with_test: fp})
     return fp
 
 
-def _fingerprint(data: Any) -> str:
+def _fingerprint(data: Any, with_test: bool) -> str:
     parts: dict[str, Any] = {"classes": list(data.classes),
-                             "train": data.train.labels.bincount(minlength=len(data.classes)).tolist(),
-                             "test": int(len(data.test.labels))}
-    for split in (data.train, data.test):
+                             "train": data.train.labels.bincount(minlength=len(data.classes)).tolist()}
+    splits = (data.train, data.test) if with_test else (data.train,)
+    if with_test:
+        parts["test"] = int(len(data.test.labels))
+    for split in splits:
         files = split.pixels.source.files()
         if files:
             slot = split.pixels.slot
-            parts[f"files.{split.name}"] = fingerprint(list(files), slot.root if slot is not None else None)
+            parts[f"files.{split.name}"] = fingerprint(list(files), slot.root if slot is not None else None,
+                                                       ctime=False)
     return hashlib.sha256(canonical_json(parts).encode()).hexdigest()[:DIGEST_LENGTH]
 
 
@@ -150,7 +156,7 @@ def trial_inputs(config: Any, data: Any | None) -> dict[str, str]:
     """What a row records in `inputs_json`: each external file's digest, and the data's fingerprint."""
     out = file_digests(config)
     if data is not None:
-        out["data"] = data_fingerprint(data)
+        out["data"] = data_fingerprint(data, with_test=config.stage != "search")
     return out
 
 

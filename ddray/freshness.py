@@ -53,14 +53,15 @@ class _DataPrints:
 
     def of(self, config: Any) -> str | None:
         ds = config.dataset
-        ident = (ds.name, ds.loader, json.dumps(ds.options, sort_keys=True))
+        with_test = config.stage != "search"  # what `digests.trial_inputs` recorded for this stage
+        ident = (ds.name, ds.loader, json.dumps(ds.options, sort_keys=True), with_test)
         if ident not in self.known:
             from ddray.data import load_dataset
             from ddray.errors import InputError
 
             try:
                 data = load_dataset(ds.loader, self.roots.get(ds.name), field=f"datasets.{ds.name}.root", **ds.options)
-                self.known[ident] = data_fingerprint(data)
+                self.known[ident] = data_fingerprint(data, with_test=with_test)
             except (InputError, OSError, ValueError):
                 self.known[ident] = None
         return self.known[ident]

@@ -67,18 +67,22 @@ def entry_id(parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def fingerprint(files: list[Path], root: Path | None) -> str:
+def fingerprint(files: list[Path], root: Path | None, *, ctime: bool = True) -> str:
     """Relative names, sizes, mtimes and ctimes of `files`: a changed, added or removed file changes it.
 
     The ctime catches an edit that keeps size and mtime (`touch -r`): every write sets it and no
     user can set it back. It costs nothing more than the stat already made (no file is read);
     the price is a rebuild after a chmod, chown or a copy of the dataset, which also set it.
+    `ctime=False` is the data's identity across machines (`ddray.digests.data_fingerprint`): a
+    copy of a dataset to another mount is the same data, and only this node's cache must notice
+    an edit made in place.
     """
     h = hashlib.sha256()
     for f in files:
         st = f.stat()
         name = os.path.relpath(f, root) if root is not None else str(f)
-        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n".encode())
+        stamp = f"\0{st.st_ctime_ns}" if ctime else ""
+        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}{stamp}\n".encode())
     return h.hexdigest()[:20]
 
 
