@@ -168,7 +168,7 @@ def worker(a: argparse.Namespace) -> None:
     from ddray.engine.device import free_device_memory, keep_freed_memory
     from ddray.engine.evaluate import eval_batch
     from ddray.plan import make_plan
-    from ddray.run.context import WorkerEnv, load_data
+    from ddray.run.worker_env import WorkerEnv, load_data
     from ddray.spec import parse_spec
     from ddray.spec_check import resolve_methods
 

@@ -91,7 +91,7 @@ def write_set(data, sets: Path, ipc: int = 1) -> None:
 
 def run_trial(trial, data, tmp_path, monkeypatch):
     import ddray.run.execute as ex
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
 
     monkeypatch.setattr(ex, "load_data", lambda config, env: data)
     return ex.execute(trial, WorkerEnv(store=str(tmp_path / "store")), CPU)
@@ -154,7 +154,7 @@ TRIAL = textwrap.dedent('''
     sources.FileSource.fill = counting
 
     import ddray.run.execute as ex
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
     from ddray.trials import Trial
     root, cache_dir, ready, trial = sys.argv[1:5]
     data = load_dataset("imagefolder", root, cache=NodeCache(Path(cache_dir)), image_size=16)

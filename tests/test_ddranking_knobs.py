@@ -83,7 +83,7 @@ def test_zca_is_fitted_once_per_node_and_shared(tmp_path, monkeypatch):
 
 
 def test_rdm_and_test_pixels_of_a_zca_trial_are_whitened_with_the_train_fit(tmp_path):
-    from ddray.run.context import WorkerEnv, load_data
+    from ddray.run.worker_env import WorkerEnv, load_data
 
     spec = _spec(zca=True)
     trial = next(t for t in planned(spec).stage("eval") if t.config.arm == "rdm")
@@ -262,7 +262,7 @@ def test_a_best_checkpoint_row_records_its_best_epoch_and_old_rows_read_it_as_nu
     import pyarrow.parquet as pq
 
     import ddray.run.execute as ex
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
     from ddray.store import Store
     from ddray.store.rows import verify_row
 
@@ -294,7 +294,7 @@ def test_zca_study_on_fashion_mnist_runs_end_to_end_and_is_reported_as_its_own_t
 
     import ddray.run.execute as ex
     from ddray.report.build import build_report
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
     from ddray.store import Store
 
     if not os.path.isfile(os.path.join(FASHION, "train-images-idx3-ubyte.gz")):

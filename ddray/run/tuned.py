@@ -15,8 +15,9 @@ from dataclasses import replace
 from ddray.data import RealData
 from ddray.engine import holdout_split
 from ddray.keys import canonical_json
-from ddray.run.context import Outcome, TrialRun
+from ddray.run.outcome import Outcome
 from ddray.run.stages import run_eval
+from ddray.run.trial_run import TrialRun
 from ddray.trials import EvalConfig, SearchConfig
 from ddray.tuning.select import search_candidates, select_best
 from ddray.tuning.space import apply_knobs
