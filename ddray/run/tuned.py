@@ -52,7 +52,7 @@ def run_tuned(run: TrialRun) -> Outcome:
     best = select_best(search_candidates(rows))
     if best is None:
         return Outcome(status="diverged", epochs_run=0)
-    protocol = apply_knobs(cfg.protocol, best["knobs"], cfg.aug)
+    protocol = apply_knobs(cfg.protocol_dump(), best["knobs"], cfg.aug)
     trained = EvalConfig(**{**cfg.model_dump(exclude={"stage"}), "protocol": protocol})
     out = run_eval(run.with_config(trained))
     return replace(out, protocol_json=canonical_json(protocol))

@@ -31,7 +31,7 @@ def load_data(config: TrialConfig, env: WorkerEnv) -> RealData:
     ds = config.dataset
     data = load_dataset(ds.loader, env.roots.get(ds.name), field=f"datasets.{ds.name}.root",
                         cache=NodeCache.default(env.cache_gb), **ds.options)
-    knobs = getattr(config, "protocol", None) or {}
-    if knobs.get("zca"):
-        data = data.whitened(float(knobs.get("zca_eps", Protocol.model_fields["zca_eps"].default)))
+    protocol = getattr(config, "protocol", None)
+    if isinstance(protocol, Protocol) and protocol.zca:
+        data = data.whitened(protocol.zca_eps)
     return data
