@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.jpeg_trees import Jpeg, imagenet_tree, write_jpegs
+
 REPO = Path(__file__).resolve().parent.parent
 ARCH = "convnet-w16"
 TARGET_SAME, TARGET_HELD, TARGET_NODE, TARGET_WARM = 0.05, 1.5, 1.3, 0.10
@@ -51,43 +53,14 @@ NOTES: str | None = None
 
 
 # ------------------------------------------------------------------------------------------ data
-def _jpegs(args: tuple[Path, list[tuple[str, int, int]], int]) -> None:
-    """One class folder of smooth JPEGs (small, like photos, unlike noise): (name, w, h) each."""
-    import numpy as np
-    from PIL import Image
-
-    folder, images, seed = args
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, w, h in images:
-        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-        small[..., seed % 3] = 200  # a class tint
-        Image.fromarray(small).resize((w, h), Image.BILINEAR).save(folder / name, quality=85)
-
-
-def _generate(jobs: list[tuple[Path, list[tuple[str, int, int]], int]]) -> None:
-    from multiprocessing import Pool
-
-    with Pool(min(2, os.cpu_count() or 1)) as pool:
-        pool.map(_jpegs, jobs, chunksize=4)
-
-
 def imagenet_shaped(base: Path, classes: int = 100, train: int = 200, val: int = 10,
                     views: tuple[int, ...] = (20, 60)) -> dict[int, Path]:
     """The 224-px folder with `train` images per class, and hard-linked views with fewer (`views`)."""
-    import numpy as np
-
     full = base / f"in224-{classes}x{train}"
     if not (full / ".done").exists():
         shutil.rmtree(full, ignore_errors=True)
-        rng = np.random.default_rng(0)
-        jobs = []
-        for c in range(classes):
-            wnid = f"n{c:08d}"
-            for split, n in (("train", train), ("val", val)):
-                sizes = [(f"{wnid}_{i}.JPEG", int(rng.integers(200, 320)), int(rng.integers(180, 300))) for i in range(n)]
-                jobs.append((full / split / wnid, sizes, c))
-        _generate(jobs)
+        imagenet_tree(full, [f"n{c:08d}" for c in range(classes)], train, val, widths=(200, 320), heights=(180, 300),
+                      content="smooth", quality=85, processes=2)
         (full / ".done").touch()
     roots = {train: full}
     for n in views:
@@ -110,14 +83,15 @@ def tiny_shaped(base: Path, classes: int = 200, train: int = 500, val: int = 50)
     if (root / ".done").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
-    jobs, lines = [], []
+    images, lines = [], []
     for c in range(classes):
         wnid = f"n{c:08d}"
-        jobs.append((root / "train" / wnid / "images", [(f"{wnid}_{i}.JPEG", 64, 64) for i in range(train)], c))
+        images += [Jpeg(root / "train" / wnid / "images" / f"{wnid}_{i}.JPEG", (64, 64), c, c * 100_003 + i)
+                   for i in range(train)]
         names = [f"val_{c * val + i}.JPEG" for i in range(val)]
-        jobs.append((root / "val" / "images", [(n, 64, 64) for n in names], c))
+        images += [Jpeg(root / "val" / "images" / n, (64, 64), c, c * 100_003 + train + i) for i, n in enumerate(names)]
         lines += [f"{n}\t{wnid}\t0\t0\t64\t64" for n in names]
-    _generate(jobs)
+    write_jpegs(images, "smooth", quality=85, processes=2)
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     (root / ".done").touch()
     return root
@@ -168,7 +142,7 @@ def worker(a: argparse.Namespace) -> None:
     from ddray.engine.device import free_device_memory, keep_freed_memory
     from ddray.engine.evaluate import eval_batch
     from ddray.plan import make_plan
-    from ddray.run.context import WorkerEnv, load_data
+    from ddray.run.worker_env import WorkerEnv, load_data
     from ddray.spec import parse_spec
     from ddray.spec_check import resolve_methods
 

@@ -100,8 +100,8 @@ def run_here(trial, store_uri: str) -> float:
     """One trial exactly as `run/trainable.run_trial` runs it, minus Ray; returns its wall time."""
     import torch
 
-    from ddray.run.context import WorkerEnv
     from ddray.run.execute import execute
+    from ddray.run.worker_env import WorkerEnv
     from ddray.store import Store, StoreCheckpointer
 
     t0 = time.perf_counter()

@@ -68,8 +68,8 @@ def write_store(n: int, root: Path) -> tuple[Path, float, float]:
     import yaml
 
     from ddray.plan import make_plan
-    from ddray.run.context import Outcome
     from ddray.run.execute import make_row
+    from ddray.run.outcome import Outcome
     from ddray.spec import parse_spec
     from ddray.spec_check import resolve_methods
     from ddray.store import Store

@@ -111,8 +111,8 @@ def audit_store(uri: str, *, sample: int = 3, only: Mapping[str, set[str]] | Non
     """Re-run `sample` stored trials of the store at `uri` (see the module doc); the store is only read."""
     import torch
 
-    from ddray.run.context import WorkerEnv
     from ddray.run.execute import execute, hardware_name
+    from ddray.run.worker_env import WorkerEnv
 
     bench = open_benchmark(uri, require_spec=False)
     rows = bench.store.read_table().to_pylist()

@@ -142,7 +142,7 @@ def _fingerprint(data: Any, with_test: bool) -> str:
                              "train": data.train.labels.bincount(minlength=len(data.classes)).tolist()}
     splits = (data.train, data.test) if with_test else (data.train,)
     if with_test:
-        parts["test"] = int(len(data.test.labels))
+        parts["test"] = len(data.test)  # its size, never its labels
     for split in splits:
         files = split.pixels.source.files()
         if files:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ddray.errors import InputError
 from ddray.keys import canonical_numbers
-from ddray.protocols import Protocol
+from ddray.protocols import Augment, Protocol
 from ddray.spec import ArmSpec, Spec, resources_for
 from ddray.trials import (
     STAGES,
@@ -28,7 +28,7 @@ from ddray.trials import (
     TrialConfig,
     ValSplit,
 )
-from ddray.tuning.space import apply_knobs, effective_knobs
+from ddray.tuning.space import effective_knobs, knobbed
 
 # Methods whose distilled set is produced by ddray (a synth trial); `files` sets are read directly.
 _NO_SYNTH_KINDS = ("files",)
@@ -72,12 +72,15 @@ def _dataset_ref(spec: Spec, name: str) -> DatasetRef:
     return DatasetRef(name=name, loader=ds.loader or name, options=canonical_numbers(dict(ds.options)))
 
 
-def arm_protocol(protocol: Protocol, labels: str, aug: bool) -> dict[str, Any]:
-    """The knobs one arm trains with: hard labels train with CE, soft ones with the protocol's soft loss.
+def arm_protocol(protocol: Protocol, labels: str, aug: bool) -> Protocol:
+    """The protocol one arm trains with: hard labels train with CE, soft ones with the protocol's soft loss.
 
     Knobs the plan has already spent are reset, so they cannot split keys of equal trials:
     `aug_for_hard` is in the arm's `aug` flag (`Protocol.augments`), `real_batch_size` is
     the full-data arm's, never an eval arm's, and `soft_labels` says nothing to a hard-label arm.
+    An un-augmented arm has no augmentation knobs (the defaults, left out of its config's dump by
+    `EvalConfig._trim`): they cannot change its numbers. Returned as a model, not a dict: the
+    config takes it without validating it again.
     """
     loss = protocol.loss
     if labels == "hard":
@@ -87,11 +90,9 @@ def arm_protocol(protocol: Protocol, labels: str, aug: bool) -> dict[str, Any]:
     update: dict[str, Any] = {"labels": labels, "loss": loss, "aug_for_hard": None, "real_batch_size": None}
     if labels == "hard":
         update["soft_labels"] = "teacher"  # where soft targets come from cannot change a hard-label trial
-    p = protocol.model_copy(update=update)
-    knobs = p.model_dump(mode="json")
     if not aug:
-        knobs.pop("augment")  # augmentation knobs cannot change an un-augmented trial's numbers
-    return knobs
+        update["augment"] = Augment()
+    return protocol.model_copy(update=update)
 
 
 class _Builder:
@@ -131,7 +132,7 @@ class _Builder:
     def full(self, dataset: str, arch: str, seed: int, method: str | None = None) -> str:
         recipe = self.protocol("full", dataset)
         config = FullConfig(dataset=_dataset_ref(self.spec, dataset), arch=arch, seed=seed,
-                            aug=recipe.augment.active, protocol=recipe.model_dump(mode="json"))
+                            aug=recipe.augment.active, protocol=recipe)
         res = "full" if "full" in self.spec.resources else arch
         return self.add(config, (), res, method)
 
@@ -258,17 +259,17 @@ def _add_tuned(b: _Builder, spec: Spec, config: EvalConfig, deps: list[str], syn
     assert spec.tuning is not None
     t, seed0 = spec.tuning, spec.seeds[0]
     base_deps = [d for d in deps if d != synth_key]
-    base = config.model_dump(exclude={"stage"}) | {"seed": seed0}
+    base = config.model_dump(exclude={"stage", "protocol"}) | {"seed": seed0}
     if config.synth is not None:
         base["synth"] = synth0_key
         base_deps.append(synth0_key)  # type: ignore[arg-type]
     search = []
     for knobs in t.configs():
         eff = effective_knobs(knobs, config.aug)
-        scfg = SearchConfig(**{**base, "protocol": apply_knobs(config.protocol, eff, config.aug)},
+        scfg = SearchConfig(**base, protocol=knobbed(config.protocol_dump(), eff, config.aug),
                             val=ValSplit(fraction=t.val_fraction, seed=t.val_seed), knobs=eff)
         search.append(b.add(scfg, base_deps, config.arch, method))
-    tuned = EvalConfig(**config.model_dump(exclude={"stage"}), track="tuned", tuning=t.ref(seed0))
+    tuned = config.model_copy(update={"track": "tuned", "tuning": t.ref(seed0)})
     return b.add(tuned, [*deps, *search], config.arch, method)
 
 

@@ -108,7 +108,7 @@ def load_spec(path: str | Path, check: bool = True, data: bool = True) -> Spec:
 def _check_params(spec: Spec, name: str, m, metas: dict[str, DatasetMeta], problems: list[str]) -> None:
     """A resolved method's params against each dataset's shape and the teacher (`MethodParams.check`)."""
     from ddray.methods import get_method
-    from ddray.methods.types import CheckContext, MethodParams
+    from ddray.methods.contract import CheckContext, MethodParams
 
     entry = get_method(m.resolved_kind(name))
     params = entry.params(m.params)

@@ -5,8 +5,9 @@ A trial's key is the hash of its config's JSON (`ddray.keys.config_key` over
 same dict, key for key, that earlier versions hashed, or every stored row would be orphaned.
 Two rules keep it so (tests/test_keys_golden.py proves them on every shipped spec):
 - an optional field left unset (None) is *absent* from the dump, as it was absent from the dict;
-- the protocol stays the resolved knob dict an arm trains with (`protocol`), because an
-  un-augmented arm's dict has no `augment` entry at all: its numbers cannot depend on it.
+- the protocol is the typed `Protocol` an arm trains with, dumped as the knob dict earlier
+  versions stored: an un-augmented arm's dump has no `augment` entry at all (its numbers cannot
+  depend on it), and knobs added later are absent at their defaults (`protocols.ADDED_LATER`).
 
 Configs are frozen pydantic models (HELM's run specs are the model): a stage is a class, the
 union is discriminated on `stage`, and code reads `config.arm`, never `cfg["arm"]`.
@@ -19,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_serializer, model_validator
 
 from ddray.keys import KEY_LENGTH, canonical_json, config_key
 from ddray.protocols import LabelSetting, Protocol
@@ -37,7 +38,11 @@ class _Frozen(BaseModel):
 
     @model_serializer(mode="wrap")
     def _drop_unset(self, handler: Any) -> dict[str, Any]:
-        return {k: v for k, v in handler(self).items() if v is not None}
+        return self._trim({k: v for k, v in handler(self).items() if v is not None})
+
+    def _trim(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What a model leaves out of its dump beyond unset optionals (nothing, unless it says)."""
+        return data
 
 
 class DatasetRef(_Frozen):
@@ -139,21 +144,58 @@ class _Config(_Frozen):
         return self.stage  # type: ignore[attr-defined, no-any-return]
 
 
+class Pretrained(_Frozen):
+    """The protocol of a pretrained checkpoint's number: nothing is trained, only its source is named."""
+
+    name: Literal["pretrained"] = "pretrained"
+
+
+_PROTOCOLS: dict[str, Protocol] = {}
+_PROTOCOLS_KEPT = 256
+
+
+def _known_protocol(value: Any) -> Any:
+    """A protocol dict as the (frozen, shared) `Protocol` it validated to before, else as given.
+
+    Why: a store of 10,000 rows holds a handful of distinct protocols, and `ddray run` reads every
+    row's config (`stored.conflicts`); validating each protocol's knobs again tripled that read.
+    """
+    if not isinstance(value, dict) or value.get("name") == Pretrained.model_fields["name"].default:
+        return value
+    text = canonical_json(value)
+    known = _PROTOCOLS.get(text)
+    if known is None:
+        try:
+            known = Protocol.model_validate(value)
+        except ValidationError:
+            return value  # validated again by the field, so the error names its place in the config
+        if len(_PROTOCOLS) >= _PROTOCOLS_KEPT:
+            _PROTOCOLS.clear()
+        _PROTOCOLS[text] = known
+    return known
+
+
 class _Trained(_Config):
-    """A config that trains a network under a resolved protocol."""
+    """A config that trains a network under a resolved protocol, typed once when the config is made."""
 
     arch: str
     aug: bool
-    protocol: dict[str, Any]
+    protocol: Protocol
+
+    _protocol_once = field_validator("protocol", mode="before")(_known_protocol)
 
     @property
     def recipe(self) -> Protocol:
-        """The protocol as the typed object the engine takes (an un-augmented arm has no augment knobs)."""
-        return Protocol.model_validate(self.protocol)
+        """The protocol the engine takes (kept as a name: handlers read `config.recipe`)."""
+        return self.protocol
 
     @property
     def epochs(self) -> int:
-        return int(self.protocol.get("epochs", 1))
+        return self.protocol.epochs
+
+    def protocol_dump(self) -> dict[str, Any]:
+        """The protocol as this config's key hashes it (and rows store it, `protocol_json`)."""
+        return self.model_dump(mode="json")["protocol"]  # type: ignore[no-any-return]
 
 
 class FullConfig(_Trained):
@@ -167,6 +209,17 @@ class FullConfig(_Trained):
     arm: Literal["full"] = "full"
     labels: Literal["hard"] = "hard"
     checkpoint: str | None = None
+    protocol: Protocol | Pretrained  # type: ignore[assignment]  # Pretrained: a checkpoint's number
+
+    @property
+    def recipe(self) -> Protocol:
+        if isinstance(self.protocol, Pretrained):
+            raise ValueError("a pretrained checkpoint's trial trains nothing: it has no recipe")
+        return self.protocol
+
+    @property
+    def epochs(self) -> int:
+        return 1 if isinstance(self.protocol, Pretrained) else self.protocol.epochs
 
 
 class SynthConfig(_Config):
@@ -194,6 +247,12 @@ class EvalConfig(_Trained):
     @property
     def handler(self) -> str:
         return "tuned" if self.tuning is not None else "eval"
+
+    def _trim(self, data: dict[str, Any]) -> dict[str, Any]:
+        """An un-augmented arm's protocol is dumped without `augment`: its numbers cannot depend on it."""
+        if not self.aug and isinstance(data.get("protocol"), dict):
+            data["protocol"] = {k: v for k, v in data["protocol"].items() if k != "augment"}
+        return data
 
 
 class SearchConfig(EvalConfig):
@@ -230,12 +289,12 @@ def identity(config: BaseModel) -> tuple[Any, ...]:
     epochs 3 and 100 under one preset): one store holds one of them (`benchmark.conflicts`).
     """
     method = getattr(config, "method", None)
-    protocol = getattr(config, "protocol", None) or {}
+    protocol = getattr(config, "protocol", None)
     return (getattr(config, "stage", None), config.dataset.name, method.name if method else None,  # type: ignore[attr-defined]
             getattr(config, "ipc", None), getattr(config, "arch", None), getattr(config, "arm", None),
             getattr(config, "labels", None), getattr(config, "aug", None), config.seed,  # type: ignore[attr-defined]
-            getattr(config, "track", None), protocol.get("name"), config_key(getattr(config, "knobs", None)),
-            bool(protocol.get("zca")))
+            getattr(config, "track", None), getattr(protocol, "name", None), config_key(getattr(config, "knobs", None)),
+            bool(getattr(protocol, "zca", False)))
 
 
 def comparison_cell(config: BaseModel) -> str | None:
@@ -251,7 +310,7 @@ def identity_columns(config: BaseModel, key: str) -> dict[str, Any]:
     config columns): what the run writes into its row, and what a report reads for a trial that
     is planned but not stored yet (the coverage grid)."""
     method = getattr(config, "method", None)
-    protocol = getattr(config, "protocol", None)
+    protocol = config.protocol_dump() if isinstance(config, _Trained) else None
     teachers = getattr(config, "teachers", None) or ()
     return {
         "key": key, "stage": config.stage, "track": getattr(config, "track", None) or "fixed",  # type: ignore[attr-defined]

@@ -1,14 +1,16 @@
 """ImageNet-shaped files in the real formats, written by the tests: wnid class folders of JPEGs of
 varied sizes, aspect ratios and colour modes (RGB, grayscale, CMYK, one smaller than the crop),
 the official flat val/ with the devkit's `meta.mat` + ground-truth file or Kaggle's CSV, and
-SRe2L-style distilled folders (`new000/`...)."""
+SRe2L-style distilled folders (`new000/`...). The pixels are `benchmarks/jpeg_trees.py`'s (`waves`):
+one generator of JPEG trees for the tests and the benchmarks; the layouts are ImageNet's own here."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from benchmarks.jpeg_trees import Jpeg, write_jpegs
 
 # Real wnids (ImageNette's first ones) and, for the devkit, their ILSVRC2012 ids: not sorted-wnid order.
 WNIDS = ["n01440764", "n02102040", "n02979186"]
@@ -19,32 +21,27 @@ MODES = ["RGB", "RGB", "L", "CMYK", "RGB"]
 
 def jpeg(path: Path, size: tuple[int, int], mode: str, seed: int) -> None:
     """A JPEG whose content depends on `seed` (smooth blobs, so crops and resizes differ visibly)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.stack([(127 + 120 * np.sin(xx / (7 + 5 * rng.random()) + c + rng.random() * 6)
-                     * np.cos(yy / (9 + 5 * rng.random()))) for c in range(3)], axis=-1).clip(0, 255).astype(np.uint8)
-    im = Image.fromarray(img, "RGB")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    (im.convert(mode) if mode != "RGB" else im).save(path, "JPEG", quality=90)
+    write_jpegs([Jpeg(path, size, seed=seed, mode=mode)])
 
 
 def imagenet_folder(root: Path, train_per_class: int = 4, val_per_class: int = 2, flat_val: bool = False,
                     wnids: list[str] = WNIDS, small: bool = False) -> Path:
     """root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG (or the official flat val/); `small`:
     train images of 40×30 px, quick to write when only their count matters."""
-    seed = 0
+    images = []
     for c, wnid in enumerate(wnids):
         for i in range(train_per_class):
             k = (c + i) % len(SIZES)
-            jpeg(root / "train" / wnid / f"{wnid}_{i}.JPEG", (40, 30) if small else SIZES[k], MODES[k], seed := seed + 1)
+            images.append(Jpeg(root / "train" / wnid / f"{wnid}_{i}.JPEG", (40, 30) if small else SIZES[k],
+                               seed=len(images) + 1, mode=MODES[k]))
     n = 0
     for i in range(val_per_class):
         for c, wnid in enumerate(wnids):  # interleaved, as in the official numbering
             n += 1
             k = (c + 2 * i + 1) % len(SIZES)
             name = f"ILSVRC2012_val_{n:08d}.JPEG"
-            jpeg(root / "val" / ("" if flat_val else wnid) / name, SIZES[k], MODES[k], 1000 + n)
+            images.append(Jpeg(root / "val" / ("" if flat_val else wnid) / name, SIZES[k], seed=1000 + n, mode=MODES[k]))
+    write_jpegs(images)
     return root
 
 
@@ -81,8 +78,6 @@ def kaggle_csv(path: Path, wnids: list[str] = WNIDS, val_per_class: int = 2) -> 
 
 def sre2l_folder(root: Path, wnids: list[str], ipc: int, size: int = 224, by_wnid: bool = False) -> Path:
     """A released distilled set: class folders new000/ ... (class-index order) or named by wnid, of JPEGs."""
-    for c, wnid in enumerate(wnids):
-        for i in range(ipc):
-            jpeg(root / (wnid if by_wnid else f"new{c:03d}") / f"class{c:03d}_id{i:03d}.jpg", (size, size), "RGB",
-                 10_000 + 100 * c + i)
+    write_jpegs([Jpeg(root / (wnid if by_wnid else f"new{c:03d}") / f"class{c:03d}_id{i:03d}.jpg", (size, size),
+                      seed=10_000 + 100 * c + i) for c, wnid in enumerate(wnids) for i in range(ipc)])
     return root

@@ -50,8 +50,8 @@ def test_different_benchmark_in_same_store_refused(tmp_path):
 
     import torch
 
-    from ddray.run.context import WorkerEnv
     from ddray.run.execute import execute
+    from ddray.run.worker_env import WorkerEnv
     from ddray.store import Store
     from tests.conftest import planned
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks.jpeg_trees import imagenet_tree
 from ddray.data import FileSource, NodeCache, PixelSpec, Split, clear_cache, load_dataset
 from ddray.data.cache import Layout
 from ddray.data.pixels import normalize
@@ -41,19 +42,9 @@ def _fresh():
 
 
 def imagenet_shaped(root: Path, train: int = 6, val: int = 2, seed: int = 0) -> Path:
-    """wnid class folders of JPEGs of varied sizes and aspect ratios, and a val split."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", train), ("val", val)):
-        for c, wnid in enumerate(WNIDS):
-            folder = root / split / wnid
-            folder.mkdir(parents=True)
-            for i in range(n):
-                w, h = int(rng.integers(20, 60)), int(rng.integers(16, 48))
-                base = np.zeros((h, w, 3), np.uint8)
-                base[..., c] = 200  # a class colour, so a student can learn something
-                noise = rng.integers(0, 55, (h, w, 3), dtype=np.uint8)
-                Image.fromarray(base + noise).save(folder / f"{wnid}_{i}.JPEG", quality=90)
-    return root
+    """wnid class folders of small JPEGs of varied sizes and aspect ratios, and a val split; each
+    class its own colour under noise, so a student can learn something."""
+    return imagenet_tree(root, WNIDS, train, val, widths=(20, 60), heights=(16, 48), content="tinted", seed=seed)
 
 
 class Watched(FileSource):
@@ -91,7 +82,7 @@ def write_set(data, sets: Path, ipc: int = 1) -> None:
 
 def run_trial(trial, data, tmp_path, monkeypatch):
     import ddray.run.execute as ex
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
 
     monkeypatch.setattr(ex, "load_data", lambda config, env: data)
     return ex.execute(trial, WorkerEnv(store=str(tmp_path / "store")), CPU)
@@ -154,7 +145,7 @@ TRIAL = textwrap.dedent('''
     sources.FileSource.fill = counting
 
     import ddray.run.execute as ex
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
     from ddray.trials import Trial
     root, cache_dir, ready, trial = sys.argv[1:5]
     data = load_dataset("imagefolder", root, cache=NodeCache(Path(cache_dir)), image_size=16)

@@ -83,7 +83,7 @@ def test_zca_is_fitted_once_per_node_and_shared(tmp_path, monkeypatch):
 
 
 def test_rdm_and_test_pixels_of_a_zca_trial_are_whitened_with_the_train_fit(tmp_path):
-    from ddray.run.context import WorkerEnv, load_data
+    from ddray.run.worker_env import WorkerEnv, load_data
 
     spec = _spec(zca=True)
     trial = next(t for t in planned(spec).stage("eval") if t.config.arm == "rdm")
@@ -224,7 +224,7 @@ def test_syn_batch_size_is_the_batch_of_syn_and_rdm_arms_and_real_batch_size_the
     data = load_dataset("digits", None)
     trials = planned(_spec(syn_batch_size=32, real_batch_size=512)).stage("eval")
     rdm = next(t.config for t in trials if t.config.arm == "rdm" and t.config.aug)
-    assert "real_batch_size" not in rdm.protocol  # an eval arm's key does not hold the full arm's knob
+    assert "real_batch_size" not in rdm.protocol_dump()  # an eval arm's key does not hold the full arm's knob
     full = next(t.config for t in planned(_spec(syn_batch_size=32, real_batch_size=512)).stage("full"))
     assert full.recipe.batch_for("full") == 512
     x, y = rdm_arm(data, rdm.ipc, rdm.seed)
@@ -246,7 +246,7 @@ def test_aug_for_hard_false_trains_hard_arms_on_the_plain_batches_and_soft_arms_
     evals = [t.config for t in planned(spec).stage("eval")]
     hard = next(c for c in evals if c.labels == "hard")
     soft = next(c for c in evals if c.labels == "soft" and c.aug and c.arm == "rdm")
-    assert hard.aug is False and "aug_for_hard" not in hard.protocol and "augment" not in hard.protocol
+    assert hard.aug is False and "aug_for_hard" not in hard.protocol_dump() and "augment" not in hard.protocol_dump()
     x, y = rdm_arm(data, 10, 0)
     plain = data.pixels(x)
     seen = _train_as_planned(hard.model_copy(update={"arm": "rdm"}), data, x, y)
@@ -262,7 +262,7 @@ def test_a_best_checkpoint_row_records_its_best_epoch_and_old_rows_read_it_as_nu
     import pyarrow.parquet as pq
 
     import ddray.run.execute as ex
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
     from ddray.store import Store
     from ddray.store.rows import verify_row
 
@@ -294,7 +294,7 @@ def test_zca_study_on_fashion_mnist_runs_end_to_end_and_is_reported_as_its_own_t
 
     import ddray.run.execute as ex
     from ddray.report.build import build_report
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
     from ddray.store import Store
 
     if not os.path.isfile(os.path.join(FASHION, "train-images-idx3-ubyte.gz")):
@@ -310,7 +310,7 @@ def test_zca_study_on_fashion_mnist_runs_end_to_end_and_is_reported_as_its_own_t
         row = ex.execute(trial, env, CPU)
         assert row.status == "ok" and (row.top1 is None or 0.0 <= row.top1 <= 1.0)
         store.write_row(row)
-    zca_evals = [t for t in trials.values() if t.stage == "eval" and t.config.protocol.get("zca")]
+    zca_evals = [t for t in trials.values() if t.stage == "eval" and t.config.protocol.zca]
     assert len(zca_evals) == 4  # syn and rdm, aug on and off, all whitened
     report = build_report(store.read_rows(), n_boot=10)
     tracks = set(report.scores["track"])

@@ -122,7 +122,7 @@ def test_a_failed_read_of_a_checkpoint_propagates_and_a_corrupt_one_is_a_bad_inp
 
 def test_a_failed_read_of_a_files_set_propagates(tmp_path, monkeypatch):
     import ddray.methods.files as files
-    from ddray.data.types import DatasetMeta
+    from ddray.data.real_data import DatasetMeta
 
     (tmp_path / "set").mkdir()
     torch.save(torch.zeros(2, 1, 8, 8), tmp_path / "set" / "images.pt")

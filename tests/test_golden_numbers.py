@@ -29,8 +29,8 @@ SPEC = {**copy.deepcopy(TINY_SPEC), "name": "golden", "overrides": {"epochs": 2,
 
 
 def _numbers(tmp_path) -> dict[str, dict[str, float]]:
-    from ddray.run.context import WorkerEnv
     from ddray.run.execute import execute
+    from ddray.run.worker_env import WorkerEnv
 
     out = {}
     for t in planned(SPEC).stage("eval"):

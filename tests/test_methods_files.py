@@ -376,8 +376,8 @@ def test_lr_set_beside_an_lr_search_is_refused(tmp_path, digits):
 def test_syn_arm_trains_with_the_sets_lr_and_rdm_with_the_protocols(tmp_path, digits):
     """`lr: set` reaches the engine (the epoch callback sees the lr it trains with); rdm keeps the protocol's."""
     from conftest import planned
-    from ddray.run.context import WorkerEnv
     from ddray.run.execute import execute
+    from ddray.run.worker_env import WorkerEnv
 
     images, labels = _set(digits, seed=3)
     _write_pt(tmp_path / "set" / "ipc1", images=images[::2], labels=labels[::2], lr=torch.tensor(0.05))

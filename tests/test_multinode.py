@@ -147,8 +147,8 @@ def test_node_lost_mid_trial_resumes_from_checkpoint_elsewhere(cluster, tmp_path
 
 def _uninterrupted(trial, store_dir: Path, clean_dir: Path):
     """The same trial run start to end in this process, on a copy of its dependencies only."""
-    from ddray.run.context import WorkerEnv
     from ddray.run.execute import execute
+    from ddray.run.worker_env import WorkerEnv
 
     shutil.copytree(store_dir, clean_dir, ignore=shutil.ignore_patterns("eval", "ckpt"))
     device = torch.device("cpu")

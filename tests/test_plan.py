@@ -114,3 +114,24 @@ def test_only_slices_keep_keys():
     assert all(getattr(t.config, "ipc", None) in (None, 1) for t in part.trials)
     with pytest.raises(ValueError):
         parse_only(["colour=red"])
+
+
+def test_trained_configs_hold_their_protocol_typed_and_dump_the_stored_knob_dict():
+    """A trial's protocol is a typed `Protocol` made once (a checkpoint's number: `Pretrained`), equal
+    after a trip through JSON (the worker's copy), and dumped as the knob dict keys hash: no
+    `augment` entry for an un-augmented arm, knobs added later absent at their defaults."""
+    from ddray.protocols import Protocol
+    from ddray.trials import Pretrained, Trial
+
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["arms"] = [{"arm": "syn", "labels": "hard", "aug": False}, {"arm": "rdm", "labels": "soft", "aug": True}]
+    spec["teachers"] = {"arch": "convnet-d1-w16"}
+    trained = [t for t in planned(spec).trials if t.stage != "synth"]
+    assert {t.config.aug for t in trained if t.stage == "eval"} == {False, True}
+    for t in trained:
+        cfg = t.config
+        assert isinstance(cfg.protocol, (Protocol, Pretrained)) and cfg.recipe is cfg.protocol
+        assert Trial.from_dict(json.loads(json.dumps(t.to_dict()))).config == cfg
+        dumped = cfg.model_dump(mode="json")["protocol"]
+        assert ("augment" in dumped) == (cfg.aug or cfg.stage == "full")
+        assert not {"zca", "aug_for_hard", "real_batch_size"} & dumped.keys()

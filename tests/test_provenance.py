@@ -140,8 +140,8 @@ def test_rows_record_the_package_version_the_engine_and_the_hardware():
     import torch
 
     from ddray.engine import ENGINE_VERSION
-    from ddray.run.context import Outcome
     from ddray.run.execute import hardware_name, make_row
+    from ddray.run.outcome import Outcome
 
     trial = planned(TINY_SPEC).stage("eval")[0]
     row = make_row(trial, Outcome(top1=0.5), 1.0, "cpu", {"data": "abc"}, hardware_name(torch.device("cpu")))
@@ -178,7 +178,7 @@ def test_rows_of_two_engine_versions_are_reported_apart():
 
 def test_the_teacher_cache_is_keyed_by_content(tmp_path):
     """Two stores holding different weights under one full-data key never get each other's copy."""
-    from ddray.run.context import teacher_file
+    from ddray.run.teacher_cache import teacher_file
     from ddray.store import Store
 
     key = "0123456789abcdef"
@@ -196,8 +196,8 @@ def test_an_audit_of_rows_just_written_is_exact(tmp_path):
     import yaml
 
     from ddray.audit import audit_store, audit_text
-    from ddray.run.context import WorkerEnv
     from ddray.run.execute import execute
+    from ddray.run.worker_env import WorkerEnv
     from ddray.store import Store
 
     spec = {**copy.deepcopy(TINY_SPEC), "overrides": {"epochs": 2, "batch_size": 16},

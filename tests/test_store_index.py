@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pytest
 
-from ddray.run.context import Outcome
 from ddray.run.execute import make_row
+from ddray.run.outcome import Outcome
 from ddray.store import Store, segments
 from ddray.store.scan import scan_rows
 from ddray.store.schema import ROW_SCHEMA

@@ -163,7 +163,7 @@ def test_search_never_reads_the_test_split_then_tuned_rerun_tests_the_winner(tmp
     import ddray.run.execute as ex
     from ddray.data import load_dataset
 
-    from ddray.run.context import WorkerEnv
+    from ddray.run.worker_env import WorkerEnv
 
     plan = planned(tuned_spec())
     store, env = Store(str(tmp_path / "s")), WorkerEnv(store=str(tmp_path / "s"))

@@ -10,8 +10,10 @@ from __future__ import annotations
 from . import cifar, digits, idx, imagefolder, imagenet, tensors  # noqa: F401  (register the loaders)
 from .cache import NodeCache
 from .pixels import PixelSpec
+from .real_data import DatasetMeta, RealData, build_real_data
 from .registry import (
     ENTRY_POINT_GROUP,
+    DatasetEntry,
     DatasetLoader,
     clear_cache,
     dataset_meta,
@@ -22,7 +24,6 @@ from .registry import (
 )
 from .sources import ArraySource, DecodedSource, FileSource, PixelSource
 from .split import Split
-from .types import DatasetEntry, DatasetMeta, RealData, build_real_data
 
 __all__ = [
     "ENTRY_POINT_GROUP",

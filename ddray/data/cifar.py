@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .pixels import PixelSpec, labels_tensor
+from .real_data import DatasetMeta, RealData
 from .registry import DatasetLoader, register_dataset
 from .sources import DecodedSource
 from .split import Split
-from .types import DatasetMeta, RealData
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .real_data import RealData, build_real_data
 from .registry import DatasetLoader, register_dataset
-from .types import RealData, build_real_data
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0

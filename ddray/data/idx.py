@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .pixels import PixelSpec, labels_tensor
+from .real_data import DatasetMeta, RealData
 from .registry import DatasetLoader, register_dataset
 from .sources import DecodedSource
 from .split import Split
-from .types import DatasetMeta, RealData
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension

@@ -18,10 +18,10 @@ import numpy as np
 
 from .images import open_image
 from .pixels import PixelSpec, labels_tensor
+from .real_data import DatasetMeta, RealData
 from .registry import DatasetLoader, register_dataset
 from .sources import FileSource
 from .split import Split
-from .types import DatasetMeta, RealData
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 EVAL_SPLITS = ("val", "test")

@@ -31,8 +31,8 @@ import numpy as np
 
 from .imagefolder import EXTENSIONS, ImageFolder
 from .images import open_image
+from .real_data import DatasetMeta, RealData
 from .registry import register_dataset
-from .types import DatasetMeta, RealData
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -13,6 +13,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -22,8 +23,8 @@ from ddray.errors import InputError, unknown
 from ddray.registry import Registry, describe
 
 from .cache import NodeCache
+from .real_data import DatasetMeta, RealData
 from .split import CacheSlot, Split
-from .types import DatasetEntry, DatasetMeta, RealData
 
 ENTRY_POINT_GROUP = "ddray.datasets"
 _DATA_CACHE: OrderedDict[tuple, RealData] = OrderedDict()
@@ -234,6 +235,25 @@ def dataset_meta(loader: str, root: str | os.PathLike | None = None, *, field: s
     with _LOCK:
         _remember(_META_CACHE, key, meta, _META_CACHE_SIZE)
     return meta
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One registered loader as `ddray datasets` lists it."""
+
+    name: str
+    description: str
+    default_root: str | None
+    expected_files: tuple[str, ...]
+    options: tuple[str, ...] = ()
+    needs_root: bool = True  # False: the data ships with a package (digits), no root to give
+
+    @property
+    def root_text(self) -> str:
+        """Where the data comes from, as `ddray datasets` says it."""
+        if not self.needs_root:
+            return "bundled"
+        return self.default_root or "required"
 
 
 def list_datasets() -> list[DatasetEntry]:

@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from .pixels import PixelSpec, labels_tensor
+from .real_data import DatasetMeta, RealData
 from .registry import DatasetLoader, register_dataset
 from .sources import DecodedSource
 from .split import Split
-from .types import DatasetMeta, RealData
 
 REQUIRED = ("train_x", "train_y", "test_x", "test_y")
 SUFFIXES = (".pt", ".pth", ".npz")

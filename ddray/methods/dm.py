@@ -15,8 +15,8 @@ from pydantic import Field
 
 from ddray.methods.features import embedder, random_net
 from ddray.engine.pools import ClassPools, seeded_generator
+from ddray.methods.contract import DistilledSet, NetParams, SynthContext
 from ddray.methods.registry import register_method
-from ddray.methods.types import DistilledSet, NetParams, SynthContext
 from ddray.methods.validate import class_major_labels
 
 DM_STREAM = 1

@@ -32,8 +32,8 @@ from pydantic import Field, field_validator
 from ddray.data.zca import Whitening
 from ddray.errors import InputError
 from ddray.methods.class_folders import match_class_folders
+from ddray.methods.contract import DistilledSet, MethodParams, SynthContext
 from ddray.methods.registry import register_method
-from ddray.methods.types import DistilledSet, MethodParams, SynthContext
 from ddray.methods.validate import check_set
 from ddray.store.fs import Location, is_file, kind, listdir, open_location, read_buffer
 

@@ -15,7 +15,7 @@ import pyarrow.fs as pafs
 import torch
 
 from ddray.errors import InputError
-from ddray.methods.types import DistilledSet
+from ddray.methods.contract import DistilledSet
 from ddray.store.fs import is_file, open_location, read_buffer, write_bytes
 
 META = "meta.json"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from ddray.errors import InputError
-from ddray.methods.types import DistilledSet, MethodEntry, PluginParams, SynthContext
+from ddray.methods.contract import DistilledSet, MethodEntry, PluginParams, SynthContext
 from ddray.registry import Registry, describe
 
 ENTRY_POINT_GROUP = "ddray.methods"

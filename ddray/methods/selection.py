@@ -15,8 +15,8 @@ from torch import Tensor
 from ddray.errors import InputError
 from ddray.methods.features import random_net, train_embeddings
 from ddray.engine.pools import ClassPools, seeded_generator
+from ddray.methods.contract import DistilledSet, MethodParams, NetParams, SynthContext
 from ddray.methods.registry import register_method
-from ddray.methods.types import DistilledSet, MethodParams, NetParams, SynthContext
 from ddray.methods.validate import class_major_labels
 
 # The random *method* is its own draw, distinct from the rdm arm's subset for the same seed.

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from ddray.errors import InputError
 from ddray.engine.pools import seeded_generator
+from ddray.methods.contract import CheckContext, DistilledSet, MethodParams, SynthContext
 from ddray.methods.registry import register_method
-from ddray.methods.types import CheckContext, DistilledSet, MethodParams, SynthContext
 from ddray.methods.validate import class_major_labels
 
 SRE2L_STREAM = 2

@@ -18,7 +18,7 @@ from dataclasses import replace
 import torch
 
 from ddray.data.split import DATA_CLOCK
-from ddray.methods.types import DistilledSet, MethodEntry, SynthContext
+from ddray.methods.contract import DistilledSet, MethodEntry, SynthContext
 
 
 def device_label(device: torch.device) -> str:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ddray.engine.validate import training_set_problems
 from ddray.errors import InputError
-from ddray.methods.types import DistilledSet
+from ddray.methods.contract import DistilledSet
 
 if TYPE_CHECKING:
     from ddray.data import DatasetMeta, RealData

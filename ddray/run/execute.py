@@ -19,9 +19,11 @@ from ddray.digests import trial_inputs
 from ddray.engine import ENGINE_VERSION
 from ddray.engine.train import EpochCallback
 from ddray.keys import canonical_json
-from ddray.run.context import Outcome, TrialRun, WorkerEnv, load_data
+from ddray.run.outcome import Outcome
 from ddray.run.stages import run_eval, run_full, run_synth
+from ddray.run.trial_run import TrialRun
 from ddray.run.tuned import run_search, run_tuned
+from ddray.run.worker_env import WorkerEnv, load_data
 from ddray.store import Row, Store
 from ddray.trials import Trial, identity_columns
 

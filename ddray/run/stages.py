@@ -17,7 +17,8 @@ from ddray.data.zca import Whitening
 from ddray.errors import InputError
 from ddray.digests import bytes_digest
 from ddray.engine import evaluate, load_teacher, rdm_arm, save_teacher, train_student, train_teacher, validation_split
-from ddray.run.context import Outcome, TrialRun
+from ddray.run.outcome import Outcome
+from ddray.run.trial_run import TrialRun
 from ddray.trials import EvalConfig, FullConfig, SynthConfig
 
 

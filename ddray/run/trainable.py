@@ -18,8 +18,8 @@ from ray import tune
 
 from ddray.engine.device import free_device_memory, keep_freed_memory
 from ddray.errors import InputError
-from ddray.run.context import WorkerEnv
 from ddray.run.execute import execute
+from ddray.run.worker_env import WorkerEnv
 from ddray.store import Store, StoreCheckpointer
 from ddray.store.leases import Leases
 from ddray.trials import Trial

@@ -15,8 +15,9 @@ from dataclasses import replace
 from ddray.data import RealData
 from ddray.engine import holdout_split
 from ddray.keys import canonical_json
-from ddray.run.context import Outcome, TrialRun
+from ddray.run.outcome import Outcome
 from ddray.run.stages import run_eval
+from ddray.run.trial_run import TrialRun
 from ddray.trials import EvalConfig, SearchConfig
 from ddray.tuning.select import search_candidates, select_best
 from ddray.tuning.space import apply_knobs
@@ -51,7 +52,7 @@ def run_tuned(run: TrialRun) -> Outcome:
     best = select_best(search_candidates(rows))
     if best is None:
         return Outcome(status="diverged", epochs_run=0)
-    protocol = apply_knobs(cfg.protocol, best["knobs"], cfg.aug)
+    protocol = apply_knobs(cfg.protocol_dump(), best["knobs"], cfg.aug)
     trained = EvalConfig(**{**cfg.model_dump(exclude={"stage"}), "protocol": protocol})
     out = run_eval(run.with_config(trained))
     return replace(out, protocol_json=canonical_json(protocol))

@@ -105,7 +105,15 @@ def effective_knobs(knobs: Mapping[str, Any], aug: bool) -> dict[str, Any]:
 
 
 def apply_knobs(protocol: Mapping[str, Any], knobs: Mapping[str, Any], aug: bool) -> dict[str, Any]:
-    """An arm's resolved protocol (as `arm_protocol` gives it) with `knobs` on top, validated.
+    """`knobbed` as the dict a config of this arm dumps (no `augment` for an un-augmented arm)."""
+    out = knobbed(protocol, knobs, aug).model_dump(mode="json")
+    if not aug:
+        out.pop("augment")  # as an eval config's dump: augmentation knobs cannot change an un-augmented arm
+    return out
+
+
+def knobbed(protocol: Mapping[str, Any], knobs: Mapping[str, Any], aug: bool) -> Protocol:
+    """An arm's protocol (as its config dumps it) with `knobs` on top, validated.
 
     Raises pydantic's ValidationError when the knobs make a bad protocol (e.g. lr < 0).
     """
@@ -118,10 +126,7 @@ def apply_knobs(protocol: Mapping[str, Any], knobs: Mapping[str, Any], aug: bool
             p[k] = tuple(v) if isinstance(v, list) else v
     if aug:
         p["augment"] = augment
-    out = Protocol.model_validate(p).model_dump(mode="json")
-    if not aug:
-        out.pop("augment")  # as arm_protocol: augmentation knobs cannot change an un-augmented arm
-    return out
+    return Protocol.model_validate(p)
 
 
 def space_problems(space: Mapping[str, Any], max_epochs: int | None) -> list[str]:

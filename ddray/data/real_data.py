@@ -1,4 +1,5 @@
-"""The shapes a dataset takes once loaded: `RealData` (two `Split`s) and `DatasetMeta` (counts only).
+"""Real data once loaded: `RealData` (two `Split`s), `build_real_data` (one over in-memory arrays)
+and `DatasetMeta` (counts only).
 
 `DatasetMeta` exists so spec validation (IPC <= smallest class) never has to decode pixels.
 """
@@ -111,22 +112,3 @@ class DatasetMeta:
     @property
     def smallest_class(self) -> int:
         return min(self.class_counts) if self.class_counts else 0
-
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    """One registered loader as `ddray datasets` lists it."""
-
-    name: str
-    description: str
-    default_root: str | None
-    expected_files: tuple[str, ...]
-    options: tuple[str, ...] = ()
-    needs_root: bool = True  # False: the data ships with a package (digits), no root to give
-
-    @property
-    def root_text(self) -> str:
-        """Where the data comes from, as `ddray datasets` says it."""
-        if not self.needs_root:
-            return "bundled"
-        return self.default_root or "required"

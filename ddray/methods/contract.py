@@ -1,4 +1,4 @@
-"""The shapes every method shares: what a synthesizer gets (`SynthContext`), what it returns
+"""The contract every method shares: what a synthesizer gets (`SynthContext`), what it returns
 (`DistilledSet`), and how it is registered (`MethodEntry`).
 
 A method is a pure function of its context: the same data, IPC, seed, params and teacher give the
