@@ -17,7 +17,7 @@ TARGET_S = 5.0
 def main(rows: int = 100_000, repeats: int = 3, n_boot: int = 1000) -> dict[str, float]:
     """Time build_report on `rows` synthetic rows; returns the figures it prints."""
     from ddray.report import build_report
-    from tests.report_rows import synthetic_rows_n
+    from benchmarks.synthetic_rows import synthetic_rows_n
 
     df = synthetic_rows_n(rows)
     times = []

@@ -154,7 +154,7 @@ def test_rows_of_two_engine_versions_are_reported_apart():
     import pandas as pd
 
     from ddray.report import build_report
-    from tests.report_rows import synthetic_rows
+    from benchmarks.synthetic_rows import synthetic_rows
 
     rows = synthetic_rows()
     one = build_report(rows, n_boot=20)

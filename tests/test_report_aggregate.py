@@ -13,7 +13,7 @@ from ddray.report import build_report, hlr, ior, lrs
 from ddray.report.bootstrap import descending_ranks, nan_quantiles
 from ddray.report.intervals import t_interval
 from ddray.report.rankings import kendall_tau_b
-from tests.report_rows import synthetic_rows, to_schema
+from benchmarks.synthetic_rows import synthetic_rows, to_schema
 from ddray.store.schema import COLUMNS
 
 N_BOOT = 200

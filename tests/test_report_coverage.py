@@ -6,7 +6,7 @@ import pandas as pd
 
 from ddray.report import build_report, render
 from ddray.report.coverage import IDENTITY, coverage, first_line, incomplete_summary
-from tests.report_rows import synthetic_rows
+from benchmarks.synthetic_rows import synthetic_rows
 
 
 def test_complete_partial_errored_and_not_run_cells():

@@ -18,7 +18,7 @@ from chromium import Browser, find_chromium
 from ddray.report import build_report, write_report
 from ddray.report.display import mean_std
 from ddray.report.explore import SEED_INPUTS, explore_data
-from tests.report_rows import synthetic_rows
+from benchmarks.synthetic_rows import synthetic_rows
 
 pytestmark = pytest.mark.browser  # drives chromium: not in `make test-fast`
 

@@ -25,7 +25,7 @@ ODD = 'my_m&d "50%" {#1}'
 
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
-    from tests.report_rows import synthetic_rows
+    from benchmarks.synthetic_rows import synthetic_rows
 
     rows = synthetic_rows(methods=("random", "dm", "rded"), soft_methods=("rded",), datasets=("cifar10",), ipcs=(1, 10),
                           archs=("convnet-d3", "resnet18"), seeds=(0, 1), tracks=("fixed", "tuned"))
@@ -137,7 +137,7 @@ def test_cli_exports_the_committed_fashion_mnist_store(fmt):
 
 def test_one_label_type_under_two_recipes_names_the_recipe():
     """Two hard-label recipes in one store are two leaderboard rows per method, each naming its recipe."""
-    from tests.report_rows import synthetic_rows
+    from benchmarks.synthetic_rows import synthetic_rows
 
     rows = synthetic_rows(ipcs=(10,), datasets=("cifar10",), soft_methods=())
     is_eval = rows["stage"] == "eval"

@@ -11,7 +11,7 @@ import pytest
 
 from ddray.errors import InputError
 from ddray.report import build_report, render, write_report
-from tests.report_rows import synthetic_rows
+from benchmarks.synthetic_rows import synthetic_rows
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def report(rows):
 def test_a_report_of_full_data_rows_only_shows_their_accuracy():
     """No syn rows, no scores: the accuracy table alone, never a KeyError from the empty rankings."""
     from ddray.report import build_report, render
-    from tests.report_rows import synthetic_rows
+    from benchmarks.synthetic_rows import synthetic_rows
 
     rows = synthetic_rows(seed=0)
     text = render(build_report(rows[rows["stage"] == "full"]), "md")
