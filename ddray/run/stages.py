@@ -27,7 +27,7 @@ def run_full(run: TrialRun) -> Outcome:
 
     A pretrained checkpoint (`full.from_teacher`) is evaluated instead of training (epochs_run 0).
     """
-    cfg: FullConfig = run.config  # type: ignore[assignment]
+    cfg = run.config_as(FullConfig)
     if cfg.checkpoint is not None:
         net = load_teacher(cfg.checkpoint, cfg.arch, run.data).to(run.device)
         sc = evaluate(net, run.data.test, None, run.device, pixels=run.data.pixels)
@@ -46,7 +46,7 @@ def run_synth(run: TrialRun) -> Outcome:
     """One distilled set, stored as artifacts; its time-to-synthesize excludes the teacher's training."""
     from ddray.methods import SynthContext, get_method, save_distilled, synthesize
 
-    cfg: SynthConfig = run.config  # type: ignore[assignment]
+    cfg = run.config_as(SynthConfig)
     entry = get_method(cfg.method.kind)
     teachers = run.teachers()
     ctx = SynthContext(data=run.data, ipc=cfg.ipc, seed=cfg.seed, params=entry.params(cfg.method.params),
@@ -72,7 +72,7 @@ def set_soft_labels(x, y, teachers, pixels, labels: str, device, arm: str) -> to
 
 def run_eval(run: TrialRun) -> Outcome:
     """A student trained on the syn or rdm arm under the arm's protocol, tested on the real test split."""
-    cfg: EvalConfig = run.config  # type: ignore[assignment]
+    cfg = run.config_as(EvalConfig)
     protocol = cfg.recipe
     extra: dict[str, object] = {}
     lr = None  # the protocol's

@@ -9,6 +9,7 @@ fields (`run.config.arm`), never config dicts, and return an `Outcome` (`run/out
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -18,7 +19,9 @@ from ddray.engine.train import EpochCallback
 from ddray.run.teacher_cache import teacher_file
 from ddray.run.worker_env import WorkerEnv
 from ddray.store import Store, StoreCheckpointer
-from ddray.trials import TeacherRef, Trial, TrialConfig
+from ddray.trials import EvalConfig, TeacherRef, Trial, TrialConfig
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,13 @@ class TrialRun:
     @property
     def key(self) -> str:
         return self.trial.key
+
+    def config_as(self, kind: type[C]) -> C:
+        """The config as the stage class its handler runs (narrowed for the type checker and checked:
+        a handler given another stage's config fails here, naming both, not deep in the engine)."""
+        if not isinstance(self.config, kind):
+            raise TypeError(f"trial {self.key}: a {type(self.config).__name__} given to a {kind.__name__} handler")
+        return self.config
 
     def with_config(self, config: TrialConfig) -> TrialRun:
         return replace(self, config=config)
@@ -66,9 +76,11 @@ class TrialRun:
         """The set a syn arm evaluates: a user's files, or the one its synthesis trial stored."""
         from ddray.methods import FilesParams, load_distilled, load_files
 
-        cfg = self.config
-        method = cfg.method  # type: ignore[union-attr]
+        cfg = self.config_as(EvalConfig)
+        method = cfg.method
+        if method is None or (cfg.synth is None and method.kind != "files"):
+            raise TypeError(f"trial {self.key}: the {cfg.arm} arm has no distilled set")
         if method.kind == "files":  # its params as the spec wrote them (normalized, lr), checked
-            p = FilesParams.model_validate({**method.params, "files": method.files})  # type: ignore[union-attr]
-            return load_files(p.files, self.data, cfg.ipc, p.normalized, lr=p.lr)  # type: ignore[union-attr]
-        return load_distilled(self.store.loc.fs, self.store.artifact_dir("distilled", cfg.synth))  # type: ignore[union-attr]
+            p = FilesParams.model_validate({**method.params, "files": method.files})
+            return load_files(p.files, self.data, cfg.ipc, p.normalized, lr=p.lr)
+        return load_distilled(self.store.loc.fs, self.store.artifact_dir("distilled", cfg.synth))

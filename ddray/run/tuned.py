@@ -37,7 +37,7 @@ def validation_view(data: RealData, fraction: float, seed: int) -> RealData:
 
 def run_search(run: TrialRun) -> Outcome:
     """One search trial: its top-1 is validation accuracy (the row's `top1`, stage `search`)."""
-    cfg: SearchConfig = run.config  # type: ignore[assignment]
+    cfg = run.config_as(SearchConfig)
     return run_eval(run.with_data(validation_view(run.data, cfg.val.fraction, cfg.val.seed)))
 
 
@@ -47,7 +47,7 @@ def run_tuned(run: TrialRun) -> Outcome:
     Its `protocol_json` records the protocol actually trained (the chosen knobs included). When
     every searched config diverged there is nothing to re-run: the row says diverged.
     """
-    cfg: EvalConfig = run.config  # type: ignore[assignment]
+    cfg = run.config_as(EvalConfig)
     rows = run.store.read_stage_rows("search", run.trial.deps, ["key", "config_json", "top1", "status"])
     best = select_best(search_candidates(rows))
     if best is None:
