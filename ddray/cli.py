@@ -425,7 +425,30 @@ def store_compact(store: Annotated[str, typer.Argument(help="store URI")]) -> No
         err.print(f"[yellow]bad row[/yellow] {b.path}: {b.reason} (not indexed; {b.remedy})", soft_wrap=True)
 
 
-app.add_typer(store_app, name="store", help="The store's row index: compact.")
+@store_app.command("migrate")
+@user_errors
+def store_migrate(store: Annotated[str, typer.Argument(help="store URI")],
+                  dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be rekeyed; write nothing")] = False) -> None:
+    """Rekey rows an earlier version keyed with the paths of their files (a `files` set, a teacher or
+    pretrained checkpoint), and the rows that name their keys, so `ddray run` reuses them instead of
+    quarantining and recomputing them. Idempotent; stop any driver on the store first.
+    """
+    from ddray.store import Store
+    from ddray.store.migrate import migrate_store
+    from ddray.trials import STAGES
+
+    st = Store(store)
+    if st.stored_spec() is None and not st.scan().table.num_rows:
+        raise InputError(f"no ddray store at '{store}' (no spec.yaml, no rows)", path="store")
+    done = migrate_store(st, dry_run=dry_run)
+    for rk in done:
+        out.print(f"{rk.stage} {rk.old} -> {rk.new}", soft_wrap=True)
+    per = ", ".join(f"{s} {n}" for s in STAGES if (n := sum(rk.stage == s for rk in done)))
+    verb = "would be rekeyed (dry run: nothing written)" if dry_run else "rekeyed"
+    out.print(f"{store}: {len(done)} row(s) {verb}" + (f" ({per})" if per else ""), soft_wrap=True)
+
+
+app.add_typer(store_app, name="store", help="The store's rows: compact the index, migrate old keys.")
 
 
 def _mount_cluster() -> None:
