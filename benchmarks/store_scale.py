@@ -125,7 +125,7 @@ def measure(uri: str, spec: Path, env: dict[str, str]) -> dict[str, float]:
 def in_process(uri: str) -> dict[str, float]:
     """The same reads without a process' start-up: one scan, `status` and `report` as functions."""
     import ddray.report  # noqa: F401  (imported before the clock starts: imports are start-up)
-    from ddray.reporting import report_store
+    from ddray.report_cli import report_store
     from ddray.status import store_status
     from ddray.store import Store
 
