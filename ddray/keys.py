@@ -27,9 +27,14 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_default)
 
 
+def text_key(text: str) -> str:
+    """The key of a config's canonical JSON text: the one hash every key is."""
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+
 def config_key(config: Any) -> str:
     """Stable hex key of a resolved config."""
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:KEY_LENGTH]
+    return text_key(canonical_json(config))
 
 
 def canonical_numbers(value: Any) -> Any:

@@ -15,14 +15,13 @@ union is discriminated on `stage`, and code reads `config.arm`, never `cfg["arm"
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_serializer, model_validator
 
-from ddray.keys import KEY_LENGTH, canonical_json, config_key
+from ddray.keys import canonical_json, config_key, text_key
 from ddray.protocols import LabelSetting, Protocol
 
 STAGES = ("full", "synth", "search", "eval")
@@ -114,7 +113,7 @@ def json_config_key(config_json: str) -> str:
     data = json.loads(config_json)
     stripped = key_dump(data) if isinstance(data, dict) else data
     if stripped == data:  # no paths: hash the stored text itself, as every earlier version did
-        return hashlib.sha256(config_json.encode()).hexdigest()[:KEY_LENGTH]
+        return text_key(config_json)
     return config_key(stripped)
 
 

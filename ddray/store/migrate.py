@@ -15,7 +15,6 @@ the old file removed last, so a run killed half-way is finished by the next one.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Iterable
@@ -27,7 +26,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from ddray.keys import KEY_LENGTH, canonical_json
+from ddray.keys import canonical_json, text_key
 from ddray.store.fs import delete_dir, delete_file, list_files, read_bytes, write_bytes
 from ddray.store.rows import SUFFIX, conform, key_of_name
 from ddray.store.scan import bounded_map
@@ -45,11 +44,6 @@ class Rekey:
     old: str
     new: str
     record: dict[str, Any]
-
-
-def _raw_key(config_json: str) -> str:
-    """The key every earlier version gave a stored config: the hash of its canonical text, paths included."""
-    return hashlib.sha256(config_json.encode()).hexdigest()[:KEY_LENGTH]
 
 
 def _with_keys(data: dict[str, Any], renamed: dict[str, str]) -> dict[str, Any]:
@@ -72,7 +66,7 @@ def rekey(record: dict[str, Any], renamed: dict[str, str]) -> Rekey | None:
         today = json_config_key(text)
     except ValueError:
         return None
-    if not isinstance(data, dict) or key not in (_raw_key(text), today):
+    if not isinstance(data, dict) or key not in (text_key(text), today):
         return None
     fixed = _with_keys(data, renamed)
     if key == today and fixed == data:
