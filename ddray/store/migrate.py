@@ -15,20 +15,17 @@ the old file removed last, so a run killed half-way is finished by the next one.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from ddray.keys import canonical_json, text_key
 from ddray.store.fs import delete_dir, delete_file, list_files, read_bytes, write_bytes
-from ddray.store.rows import SUFFIX, conform, key_of_name
+from ddray.store.rows import SUFFIX, key_of_name, parse_row
 from ddray.store.scan import bounded_map
 from ddray.store.schema import STAGES, Row
 from ddray.store.segments import read_manifest
@@ -104,11 +101,8 @@ def _record(st: Store, stage: str, name: str) -> dict[str, Any] | None:
     data = read_bytes(st.loc, st.path("rows", stage, name))
     if key is None or data is None:
         return None
-    try:
-        table, problem = conform(pq.read_table(io.BytesIO(data)))
-    except (pa.ArrowException, OSError, ValueError):
-        return None
-    if problem or table is None or table.num_rows != 1:
+    table, problem = parse_row(data)
+    if problem or table is None:
         return None
     rec = table.to_pylist()[0]
     return rec if rec["key"] == key and rec["stage"] == stage and rec["config_json"] else None

@@ -75,6 +75,19 @@ def verify_row(stage: str, name: str, data: bytes) -> tuple[pa.Table | None, str
     key = key_of_name(name)
     if key is None:
         return None, f"not a row file name (expected <{KEY_LENGTH} hex digits>{SUFFIX})"
+    table, problem = parse_row(data)
+    if problem or table is None:
+        return None, problem
+    row = table.select(["key", "stage", "config_json"]).to_pylist()[0]
+    problem = identity_problem(key, stage, row["key"], row["stage"], row["config_json"])
+    if problem:
+        return None, problem
+    return table, None
+
+
+def parse_row(data: bytes) -> tuple[pa.Table | None, str | None]:
+    """A row file's bytes as one row of today's layout (`conform`), or why they are not one; its
+    identity is not judged here (`verify_row` does, and the key migration judges it by both rules)."""
     try:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as e:
@@ -84,10 +97,6 @@ def verify_row(stage: str, name: str, data: bytes) -> tuple[pa.Table | None, str
         return None, problem
     if table.num_rows != 1:
         return None, f"holds {table.num_rows} rows; a row file holds one"
-    row = table.select(["key", "stage", "config_json"]).to_pylist()[0]
-    problem = identity_problem(key, stage, row["key"], row["stage"], row["config_json"])
-    if problem:
-        return None, problem
     return table, None
 
 
